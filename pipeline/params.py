@@ -1,0 +1,35 @@
+"""``params.yaml`` as typed objects: one section per stage, checked once, unknown keys rejected."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from pipeline.clean import CleanParams
+from pipeline.config import from_dict, read_yaml
+from pipeline.sample import SampleParams
+
+
+@dataclass(frozen=True)
+class DataParams:
+    """Which data the pipeline runs on: the built-in sample (fresh clone) or the shared real corpus."""
+
+    source: Literal["sample", "shared"] = "sample"
+
+
+@dataclass(frozen=True)
+class Params:
+    """All of params.yaml."""
+
+    data: DataParams = field(default_factory=DataParams)
+    sample: SampleParams = field(default_factory=SampleParams)
+    clean: CleanParams = field(default_factory=CleanParams)
+
+
+def load_params(path: Path = Path("params.yaml"), overrides: dict | None = None) -> Params:
+    """Read and check ``path`` (plus optional ``overrides`` merged per section) into :class:`Params`."""
+    data = read_yaml(path) if path.exists() else {}
+    for section, values in (overrides or {}).items():
+        data.setdefault(section, {}).update(values)
+    return from_dict(Params, data)

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Quickstart, command 1: set everything up and run the main job on the built-in sample data.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export DVC_NO_ANALYTICS=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+[ -d ../shared/data/markets ] || echo "narcotag: ../shared is not here; running on the built-in sample only."
+.venv/bin/dvc repro
+.venv/bin/narcotag summary

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Quickstart, command 2: run the test suite (sets up .venv first when needed).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export DVC_NO_ANALYTICS=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+exec .venv/bin/python -m pytest "$@"
