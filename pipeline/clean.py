@@ -19,11 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import typer
 
-from pipeline.config import Paths, ParamsError
+from pipeline.config import ParamsError, Paths
 from pipeline.dedup import NearDupParams, group_duplicates
 from pipeline.ingest import read_source
 from pipeline.ingest.records import Provenance, RawRecord, Rejected, stable_id
@@ -153,7 +154,11 @@ def clean_records(
             reason = "duplicate_id"
         if reason is not None:
             rejected = Rejected(
-                item.source, reason, item.provenance, detail=reason, raw_excerpt=(item.title or item.body or "")
+                item.source,
+                reason,
+                item.provenance,
+                detail=reason,
+                raw_excerpt=(item.title or item.body or ""),
             )
             quarantine.append(_quarantine_entry(rejected, row.get("id")))
             source_stats.quarantined += 1
@@ -174,6 +179,25 @@ def clean_records(
     return rows, quarantine
 
 
+def clean_frame(frame: pd.DataFrame, source: str = "api") -> tuple[pd.DataFrame, dict[int, str]]:
+    """Clean a DataFrame in the generic listing format the way the clean stage cleans files.
+
+    Returns the cleaned records (schema :data:`RECORD_SCHEMA`, input order, rejected rows left out) and
+    ``{row position: reason}`` for the rows that were rejected. Used by the pyfunc model and the API.
+    """
+    from pipeline.ingest.tabular import RowMapper, get_preset
+
+    mapper = RowMapper(get_preset("generic"), source)
+    items = []
+    for position, row in enumerate(frame.to_dict(orient="records")):
+        row = {k: v for k, v in row.items() if v is not None and v == v}  # NaN from pandas is "absent"
+        items.append(mapper.map(row, "<dataframe>", f"row {position}", f"row:{position}"))
+    rows, quarantine = clean_records(items, NearDupParams(enabled=False))
+    rejected = {int(q["provenance"]["locator"].split()[-1]): q["reason"] for q in quarantine}
+    table = pa.Table.from_pylist(rows, schema=RECORD_SCHEMA)
+    return table.to_pandas(), rejected
+
+
 def check_accounting(stats: dict[str, SourceStats]) -> None:
     """Raise :class:`AccountingError` unless read = kept + quarantined for every source."""
     broken = {n: s.to_dict() for n, s in stats.items() if s.read != s.kept + s.quarantined}
@@ -187,7 +211,9 @@ def _read_all(specs: Iterable[SourceSpec], paths: Paths, stats: dict[str, Source
         stats.setdefault(spec.name, SourceStats())
         if not path.exists():
             # a missing input is reported like an unreadable file: the stage goes on with the rest
-            yield Rejected(spec.name, "missing_path", Provenance(str(path), "file", spec.adapter or "?"), str(path))
+            yield Rejected(
+                spec.name, "missing_path", Provenance(str(path), "file", spec.adapter or "?"), str(path)
+            )
             continue
         reader = read_source(path, spec.name, adapter=spec.adapter, preset=spec.preset, mapping=spec.mapping)
         yield from progress_bar(reader, description=f"clean {spec.name}")
@@ -230,6 +256,24 @@ def write_outputs(result: CleanResult, out_dir: Path) -> None:
         for entry in result.quarantine:
             f.write(json.dumps(entry, ensure_ascii=False) + "\n")
     (out_dir / "clean_report.json").write_text(json.dumps(result.report, indent=2, ensure_ascii=False) + "\n")
+
+
+def write_table(result: CleanResult, out: Path) -> dict[str, Path]:
+    """Write the records to ``out`` (.parquet, or .jsonl) with the quarantine and report beside it."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".jsonl":
+        with open(out, "w", encoding="utf-8") as f:
+            for row in result.table.to_pylist():
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    else:
+        pq.write_table(result.table, out, compression="zstd")
+    stem = out.with_suffix("")
+    quarantine, report = Path(f"{stem}.quarantine.jsonl"), Path(f"{stem}.clean_report.json")
+    with open(quarantine, "w", encoding="utf-8") as f:
+        for entry in result.quarantine:
+            f.write(json.dumps(entry, ensure_ascii=False) + "\n")
+    report.write_text(json.dumps(result.report, indent=2, ensure_ascii=False) + "\n")
+    return {"records": out, "quarantine": quarantine, "report": report}
 
 
 def run(params: CleanParams, paths: Paths, dataset: str = "sample") -> dict[str, Any]:

@@ -8,7 +8,11 @@ from typing import Literal
 
 from pipeline.clean import CleanParams
 from pipeline.config import from_dict, read_yaml
+from pipeline.evaluate import EvaluateParams
+from pipeline.export import ExportParams
+from pipeline.prepare import PrepareParams
 from pipeline.sample import SampleParams
+from pipeline.train import TrainParams
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,10 @@ class Params:
     data: DataParams = field(default_factory=DataParams)
     sample: SampleParams = field(default_factory=SampleParams)
     clean: CleanParams = field(default_factory=CleanParams)
+    prepare: PrepareParams = field(default_factory=PrepareParams)
+    train: TrainParams = field(default_factory=TrainParams)
+    evaluate: EvaluateParams = field(default_factory=EvaluateParams)
+    export: ExportParams = field(default_factory=ExportParams)
 
 
 def load_params(path: Path = Path("params.yaml"), overrides: dict | None = None) -> Params:

@@ -1,0 +1,222 @@
+"""The ``narcotag`` command line. Each command parses its options and calls a library function."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pipeline.config import Paths
+
+app = typer.Typer(
+    name="narcotag",
+    add_completion=False,
+    no_args_is_help=True,
+    help=(
+        "narcotag tags darknet-market listings and messenger ads with drug type, quantity, shipping origin "
+        "and laundering hints (plus crypto addresses and contacts).\n\n"
+        "Typical flow: `narcotag sample` (built-in demo data) -> `narcotag train` (dvc repro: clean, "
+        "prepare, train, evaluate, export) -> `narcotag score SCRAPES... --out labelled.jsonl`."
+    ),
+)
+console = Console(stderr=True)
+PARAMS_OPTION = typer.Option("--params", help="The params file (typed and checked; see params.yaml).")
+
+
+def _params(path: Path):  # type: ignore[no-untyped-def]
+    from pipeline.params import load_params
+
+    return load_params(path)
+
+
+@app.command()
+def sample(
+    out: Annotated[Path | None, typer.Option(help="Project root to write data/raw/sample/ under.")] = None,
+    params_file: Annotated[Path, PARAMS_OPTION] = Path("params.yaml"),
+) -> None:
+    """Write the built-in sample scrapes (HTML pages, CSV, JSONL, Telegram exports, ~5% bad input) and
+    their true labels into data/raw/sample/."""
+    from pipeline import sample as sample_stage
+
+    metrics = sample_stage.run(_params(params_file).sample, Paths(out or Path.cwd()))
+    console.print(
+        f"[green]sample written[/green] to {(out or Path.cwd()) / 'data/raw/sample'}: {json.dumps(metrics)}"
+    )
+
+
+@app.command()
+def clean(
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="Files or folders to clean (CSV, JSONL(.gz), Parquet, HTML folders, Telegram "
+            "result.json). Without paths, runs the `clean` stage on the sources in params.yaml."
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Output table (.parquet or .jsonl) when PATHS are given.")
+    ] = None,
+    adapter: Annotated[
+        str | None, typer.Option(help="tabular | html | telegram (default: detected).")
+    ] = None,
+    preset: Annotated[
+        str | None, typer.Option(help="Column preset for tabular files (default: guessed).")
+    ] = None,
+    params_file: Annotated[Path, PARAMS_OPTION] = Path("params.yaml"),
+) -> None:
+    """Clean scrapes into one validated table; bad records go to a quarantine file with their reason."""
+    from pipeline import clean as clean_stage
+
+    params = _params(params_file)
+    if not paths:
+        report = clean_stage.run(params.clean, Paths(), params.data.source)
+        _print_clean_report(report)
+        return
+    if out is None:
+        raise typer.BadParameter("--out FILE is required when PATHS are given", param_hint="--out")
+    specs = [
+        clean_stage.SourceSpec(name=p.stem or p.name, path=str(p.resolve()), adapter=adapter, preset=preset)  # type: ignore[arg-type]
+        for p in paths
+    ]
+    result = clean_stage.clean_sources(specs, params.clean.near_dup, Paths())
+    written = clean_stage.write_table(result, out)
+    _print_clean_report(result.report)
+    console.print(
+        f"records -> [bold]{out}[/bold]; quarantine -> [bold]{written['quarantine']}[/bold]; "
+        f"report -> [bold]{written['report']}[/bold]"
+    )
+
+
+def _print_clean_report(report: dict) -> None:  # type: ignore[type-arg]
+    table = Table(title="clean: every input record accounted for")
+    for column in ("source", "read", "kept", "quarantined", "skipped", "top reasons"):
+        table.add_column(column)
+    for name, s in report["sources"].items():
+        reasons = ", ".join(f"{k} {v}" for k, v in list(s["quarantine_reasons"].items())[:3])
+        table.add_row(
+            name,
+            str(s["read"]),
+            str(s["kept"]),
+            str(s["quarantined"]),
+            ", ".join(f"{k} {v}" for k, v in s["skipped"].items()),
+            reasons,
+        )
+    console.print(table)
+    t = report["totals"]
+    console.print(
+        f"{t['read']} read = {t['kept']} kept + {t['quarantined']} quarantined; "
+        f"{t['dup_groups']} duplicate groups; {report['records_per_second']:,} records/s"
+    )
+
+
+def _dvc() -> str:
+    exe = Path(sys.executable).with_name("dvc")
+    return str(exe) if exe.exists() else (shutil.which("dvc") or "dvc")
+
+
+@app.command()
+def train(
+    set_param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set", "-S", help="Override a param, e.g. -S train.drug_type.C=4 (runs `dvc exp run`)."
+        ),
+    ] = None,
+    shared: Annotated[
+        bool, typer.Option(help="Train on ../shared/data/markets (data.source=shared).")
+    ] = False,
+    name: Annotated[str | None, typer.Option(help="Experiment name (with --set).")] = None,
+) -> None:
+    """Run the pipeline with DVC: `dvc repro`, or `dvc exp run --temp -S ...` when params are overridden
+    (the workspace's params.yaml stays as it is)."""
+    overrides = list(set_param or [])
+    if shared:
+        overrides.append("data.source=shared")
+    if overrides:
+        cmd = [_dvc(), "exp", "run", "--temp"] + (["--name", name] if name else [])
+        for override in overrides:
+            cmd += ["-S", override]
+    else:
+        cmd = [_dvc(), "repro"]
+    console.print("[bold]$ " + " ".join(cmd) + "[/bold]")
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+    raise typer.Exit(subprocess.run(cmd, env=env).returncode)
+
+
+@app.command()
+def evaluate(params_file: Annotated[Path, PARAMS_OPTION] = Path("params.yaml")) -> None:
+    """Evaluate the trained heads (leave-one-market-out, in-market test, gold sets); writes reports/."""
+    from pipeline import evaluate as evaluate_stage
+
+    params = _params(params_file)
+    result = evaluate_stage.run(params.evaluate, params.train, Paths())
+    _print_summary(result["summary"])
+    console.print("full tables: [bold]reports/metrics.md[/bold]")
+
+
+def _print_summary(summary: dict) -> None:  # type: ignore[type-arg]
+    table = Table(title="narcotag evaluation")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in summary.items():
+        table.add_row(key, "-" if value is None else f"{value:.3f}")
+    console.print(table)
+
+
+@app.command()
+def score(
+    inputs: Annotated[
+        list[Path], typer.Argument(help="Scrapes to score: files or folders in any supported format.")
+    ],
+    out: Annotated[Path, typer.Option(help="Output JSONL of labelled records (contract section 6).")],
+    model: Annotated[Path, typer.Option(help="Folder of trained heads.")] = Path("models"),
+    adapter: Annotated[
+        str | None, typer.Option(help="tabular | html | telegram (default: detected).")
+    ] = None,
+    preset: Annotated[
+        str | None, typer.Option(help="Column preset for tabular files (default: guessed).")
+    ] = None,
+    params_file: Annotated[Path, PARAMS_OPTION] = Path("params.yaml"),
+) -> None:
+    """Clean and tag scrapes with the trained heads; writes labelled records as JSONL and a quarantine."""
+    from pipeline.score import score_paths
+
+    report = score_paths(
+        inputs, out, model, _params(params_file).clean.near_dup, adapter=adapter, preset=preset
+    )
+    console.print(
+        f"{report['read']} read = {report['scored']} scored + {report['quarantined']} quarantined "
+        f"-> [bold]{out}[/bold] (quarantine: {report['quarantine_file']})"
+    )
+
+
+@app.command()
+def summary() -> None:
+    """Show where the last run's outputs are and the headline figures."""
+    paths = Paths()
+    summary_file = paths.reports / "metrics" / "summary.json"
+    if summary_file.exists():
+        _print_summary(json.loads(summary_file.read_text()))
+    export = paths.models / "export.json"
+    if export.exists():
+        info = json.loads(export.read_text())
+        console.print(
+            f"registered model: narcotag-tagger version {info.get('version')} "
+            f"(champion moved: {info.get('promoted')})"
+        )
+    console.print("records: data/interim/records.parquet   quarantine: data/interim/quarantine.jsonl")
+    console.print(
+        "metrics: reports/metrics.md   MLflow UI: .venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db"
+    )
+
+
+if __name__ == "__main__":
+    app()

