@@ -43,6 +43,58 @@ _LIST_GLUE: Final = re.compile(r"\s*(?:[,/&+]|\b(?:or|and|oder|und|of|en|ou|et|o
 _SKIP_PUNCT: Final = frozenset(",/&+:-–—()\"'«»")
 
 
+_META: Final = frozenset(".^$*+?{}[]()|\\")
+
+
+def literal_prefixes(fragment: str) -> list[str] | None:
+    """Lower-case literals, one of which every match of the regex ``fragment`` contains; None if unknown.
+
+    Used as a cheap gate: a lexicon's regex only runs on a text holding one of its prefixes as a substring.
+    """
+    frag = fragment
+    for flag in ("(?-i:", "(?i:"):
+        frag = frag.removeprefix(flag)
+    if frag.startswith("(?:"):
+        depth, j = 0, 0
+        for j, ch in enumerate(frag):
+            if ch == "(" and (j == 0 or frag[j - 1] != "\\"):
+                depth += 1
+            elif ch == ")" and frag[j - 1] != "\\":
+                depth -= 1
+                if depth == 0:
+                    break
+        inner = frag[3:j]
+        if "(" in inner or (j + 1 < len(frag) and frag[j + 1] in "?*"):
+            return None
+        out: list[str] = []
+        for alt in inner.split("|"):
+            sub = literal_prefixes(alt)
+            if sub is None:
+                return None
+            out.extend(sub)
+        return out
+    lit: list[str] = []
+    for ch in frag:
+        if ch in _META:
+            if ch in "?*{" and lit:
+                lit.pop()
+            break
+        lit.append(ch)
+    prefix = "".join(lit).lower().strip()
+    return [prefix] if prefix else None
+
+
+def gate_for(fragments: list[str]) -> tuple[str, ...] | None:
+    """The union of :func:`literal_prefixes` of all fragments, or None when one of them has none."""
+    out: set[str] = set()
+    for frag in fragments:
+        sub = literal_prefixes(frag)
+        if sub is None:
+            return None
+        out.update(sub)
+    return tuple(sorted(out))
+
+
 class Evidence(TypedDict):
     """One rule hit: ``text`` is ``input[start:end]``."""
 
@@ -58,6 +110,7 @@ class LaunderingLexicon:
 
     raw: dict[str, Any]
     patterns: dict[str, re.Pattern[str]]
+    gates: dict[str, tuple[str, ...] | None]
     pre_negation: re.Pattern[str]
     post_negation: re.Pattern[str]
     bridge: frozenset[str]
@@ -68,15 +121,18 @@ class LaunderingLexicon:
     def from_dict(cls, raw: dict[str, Any]) -> LaunderingLexicon:
         """Compile the tables of a ``laundering_terms.yaml`` document."""
         patterns: dict[str, re.Pattern[str]] = {}
+        gates: dict[str, tuple[str, ...] | None] = {}
         for code, by_lang in raw["terms"].items():
             if code not in LAUNDERING_HINTS:
                 raise ValueError(f"unknown laundering code in lexicon: {code}")
             terms = sorted({t for lst in by_lang.values() for t in lst}, key=len, reverse=True)
             patterns[code] = re.compile(r"(?<!\w)(?:" + "|".join(terms) + r")(?!\w)", re.I)
+            gates[code] = gate_for(terms)
         neg = raw["negation"]
         return cls(
             raw=raw,
             patterns=patterns,
+            gates=gates,
             pre_negation=re.compile(r"(?:" + "|".join(neg["pre"]) + r")|n['’]\w*", re.I),
             post_negation=re.compile(neg["post"], re.I),
             bridge=frozenset(w.lower() for w in neg["bridge"]),
@@ -157,7 +213,11 @@ def detect_hints(
     evidence: list[Evidence] = []
     if text:
         raw_hits: list[tuple[int, int, str]] = []
+        low = text.lower()
         for code, pattern in lex.patterns.items():
+            gate = lex.gates[code]
+            if gate is not None and not any(map(low.__contains__, gate)):
+                continue  # none of the code's words is there: skip its regex
             raw_hits.extend((m.start(), m.end(), code) for m in pattern.finditer(text))
         spans = [(s, e) for s, e, _ in raw_hits]
         starts = {s: e for s, e, _ in raw_hits}

