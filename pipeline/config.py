@@ -85,7 +85,10 @@ def from_dict(cls: type[T], data: Any, where: str = "") -> T:
     if unknown:
         raise ParamsError(f"{where or cls.__name__}: unknown key(s) {unknown}; known: {sorted(known)}")
     hints = typing.get_type_hints(cls)
-    kwargs = {name: _convert(hints[name], value, f"{where}.{name}" if where else name) for name, value in data.items()}
+    kwargs = {
+        name: _convert(hints[name], value, f"{where}.{name}" if where else name)
+        for name, value in data.items()
+    }
     try:
         return cls(**kwargs)
     except TypeError as e:  # a missing required key

@@ -55,7 +55,9 @@ class _UnionFind:
             self.parent[max(ra, rb)] = min(ra, rb)
 
 
-def group_duplicates(ids: Sequence[str], texts: Sequence[str], params: NearDupParams) -> tuple[list[str], list[bool]]:
+def group_duplicates(
+    ids: Sequence[str], texts: Sequence[str], params: NearDupParams
+) -> tuple[list[str], list[bool]]:
     """Return ``(dup_group, is_representative)`` per record.
 
     Exact duplicates (same :func:`dedup_key`) are grouped by hashing; near-duplicates among the distinct

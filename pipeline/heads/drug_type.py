@@ -149,19 +149,19 @@ def model_input(records: pd.DataFrame) -> list[str]:
 
 
 def decide(scores: np.ndarray, thresholds: np.ndarray) -> list[list[str]]:
-    """Scores -> code lists: per-class thresholds, non_drug exclusive, never empty."""
+    """Scores -> code lists: per-class thresholds; non_drug exclusive; never empty.
+
+    A record where no code reaches its threshold is ``non_drug``: no drug offer was recognised. (Taking
+    the arg-max instead turned counterfeit sneakers into "cannabis" on markets whose non-drug goods the
+    model had not seen.)
+    """
     above = scores >= thresholds
     drug_mask = np.ones(len(DRUG_TYPES), dtype=bool)
     drug_mask[_NON_DRUG_INDEX] = False
     any_drug = (above & drug_mask).any(axis=1)
     above[any_drug, _NON_DRUG_INDEX] = False
-    out = []
-    for row in range(scores.shape[0]):
-        idx = np.flatnonzero(above[row])
-        if idx.size == 0:
-            idx = np.array([int(np.argmax(scores[row]))])
-        out.append([DRUG_TYPES[i] for i in idx])
-    return out
+    above[~any_drug, _NON_DRUG_INDEX] = True
+    return [[DRUG_TYPES[i] for i in np.flatnonzero(row)] for row in above]
 
 
 class DrugTypeHead:

@@ -1,0 +1,155 @@
+"""drug_type head: overfit, save/reload, behaviour (invariance, slang, exclusivity) and the decision rule."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.heads.drug_type import DrugTypeHead, DrugTypeParams, Lexicon, binarize, decide, load_lexicon_terms
+from pipeline.taxonomy import DRUG_TYPES
+from pipeline.text import fold_obfuscation
+
+# Project-written training examples: a few per code, in the style of market titles.
+TRAIN = [
+    ("Amnesia Haze buds 10g top shelf", ["cannabis"]),
+    ("Moroccan hash 25g premium resin", ["cannabis"]),
+    ("OG Kush 28g indoor flowers", ["cannabis"]),
+    ("THC vape cartridge 1ml live resin", ["cannabis"]),
+    ("Colombian cocaine 1g 90% pure", ["cocaine"]),
+    ("Fishscale coke 3.5g uncut", ["cocaine"]),
+    ("Peruvian flake cocaine 5g", ["cocaine"]),
+    ("Speed paste 100g amphetamine", ["amphetamine"]),
+    ("Amphetamine sulphate 50g dutch", ["amphetamine"]),
+    ("Crystal meth shards 7g", ["methamphetamine"]),
+    ("Methamphetamine ice 3.5g glass", ["methamphetamine"]),
+    ("MDMA crystal 84% champagne 5g", ["mdma"]),
+    ("Tesla ecstasy pills 250mg x50", ["mdma"]),
+    ("Mephedrone 4-MMC crystals 10g", ["cathinone"]),
+    ("3-MMC 25g high purity", ["cathinone"]),
+    ("Afghan heroin no.4 5g", ["heroin"]),
+    ("Brown heroin 10g street", ["heroin"]),
+    ("Fentanyl HCL 1g 99%", ["synthetic_opioid"]),
+    ("Isotonitazene powder 500mg", ["synthetic_opioid"]),
+    ("Oxycodone 80mg x 20 pills", ["prescription_opioid"]),
+    ("Tramadol 100mg 60 tabs", ["prescription_opioid"]),
+    ("Xanax bars 2mg x100 alprazolam", ["benzodiazepine"]),
+    ("Valium diazepam 10mg roche 50", ["benzodiazepine"]),
+    ("Adderall 30mg x 30 pills", ["prescription_stimulant"]),
+    ("Modafinil 200mg 100 tablets", ["prescription_stimulant"]),
+    ("LSD blotters 200ug x10", ["psychedelic"]),
+    ("Magic mushrooms golden teacher 14g", ["psychedelic"]),
+    ("Ketamine needles 5g S-isomer", ["dissociative"]),
+    ("Ketamine crystal 10g", ["dissociative"]),
+    ("GHB 100ml liquid", ["ghb"]),
+    ("GBL 250ml pure", ["ghb"]),
+    ("Testosterone enanthate 10ml 250mg", ["steroid"]),
+    ("Trenbolone acetate 100mg/ml", ["steroid"]),
+    ("Kamagra sildenafil 100mg x 20", ["other_drug"]),
+    ("Pregabalin 300mg x 56 capsules", ["other_drug"]),
+    ("Fake ID template photoshop psd", ["non_drug"]),
+    ("Netflix premium account lifetime", ["non_drug"]),
+    ("Digital pocket scale 0.01g", ["non_drug"]),
+    ("How to cook meth guide pdf", ["non_drug"]),
+    ("MDMA + Ketamine party bundle", ["mdma", "dissociative"]),
+]
+
+
+def _frame(rows: list[tuple[str, list[str]]] | list[str]) -> pd.DataFrame:
+    texts = [r[0] if isinstance(r, tuple) else r for r in rows]
+    frame = pd.DataFrame({"id": [f"r{i}" for i in range(len(texts))], "text": texts})
+    frame["text_folded"] = [fold_obfuscation(t) for t in texts]
+    if rows and isinstance(rows[0], tuple):
+        frame["labels"] = [list(r[1]) for r in rows]  # type: ignore[index]
+    return frame
+
+
+@pytest.fixture(scope="module")
+def head() -> DrugTypeHead:
+    params = DrugTypeParams(C=50.0, min_df=1, char_max_features=50_000)
+    train = _frame(TRAIN)
+    return DrugTypeHead(params).fit(train)
+
+
+def test_overfits_training_set(head: DrugTypeHead) -> None:
+    predicted = head.predict(_frame(TRAIN))["drug_types"]
+    expected = [sorted(codes) for _, codes in TRAIN]
+    assert [sorted(p) for p in predicted] == expected
+
+
+def test_save_load_same_predictions(head: DrugTypeHead, tmp_path: Path) -> None:
+    head.save(tmp_path / "drug_type")
+    loaded = DrugTypeHead.load(tmp_path / "drug_type")
+    frame = _frame(TRAIN)
+    np.testing.assert_allclose(loaded.predict_scores(frame), head.predict_scores(frame))
+    assert loaded.predict(frame) == head.predict(frame)
+    assert not list((tmp_path / "drug_type").glob("*.pkl"))  # skops, not pickle
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("Colombian cocaine 1g 90% pure", "COLOMBIAN COCAINE 1G 90% PURE"),
+        ("Colombian cocaine 1g 90% pure", "  Colombian   cocaine 1g   90% pure  "),
+        ("Amnesia Haze buds 10g top shelf", "Amnesia Haze buds 10g top shelf 🍁🔥"),
+    ],
+)
+def test_case_whitespace_emoji_invariance(head: DrugTypeHead, a: str, b: str) -> None:
+    from pipeline.text import clean_text
+
+    fa, fb = _frame([clean_text(a)]), _frame([clean_text(b)])
+    assert head.predict(fa)["drug_types"] == head.predict(fb)["drug_types"]
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("c0ke 2g", "cocaine"),  # obfuscation folded before the model reads it
+        ("M D M A 5g", "mdma"),
+        ("carfentanil 100mg", "synthetic_opioid"),  # an unambiguous name unseen in training
+        ("alpha-PVP 5g flakka", "cathinone"),
+        ("etizolam 1mg x 100", "benzodiazepine"),
+    ],
+)
+def test_slang_and_names(head: DrugTypeHead, text: str, code: str) -> None:
+    assert code in head.predict(_frame([text]))["drug_types"][0]
+
+
+def test_non_drug_is_exclusive_and_never_empty(head: DrugTypeHead) -> None:
+    texts = ["Fake ID template", "hello", "MDMA + Ketamine bundle", ""]
+    for codes in head.predict(_frame(texts))["drug_types"]:
+        assert codes, "drug_types must never be empty"
+        assert "non_drug" not in codes or codes == ["non_drug"]
+
+
+def test_decide_rule() -> None:
+    thresholds = np.full(len(DRUG_TYPES), 0.5)
+    scores = np.zeros((3, len(DRUG_TYPES)))
+    scores[0, DRUG_TYPES.index("mdma")] = 0.9
+    scores[0, DRUG_TYPES.index("non_drug")] = 0.8  # a drug wins over non_drug
+    scores[1, DRUG_TYPES.index("cannabis")] = 0.3  # nothing reaches its threshold: no drug offer
+    scores[2, DRUG_TYPES.index("cocaine")] = 0.6
+    scores[2, DRUG_TYPES.index("dissociative")] = 0.7
+    assert decide(scores, thresholds) == [["mdma"], ["non_drug"], ["cocaine", "dissociative"]]
+
+
+def test_evidence_spans_point_into_text(head: DrugTypeHead) -> None:
+    text = "Selling xanax bars and some kush"
+    evidence = head.predict(_frame([text]))["drug_type_evidence"][0]
+    assert {e["code"] for e in evidence} >= {"benzodiazepine", "cannabis"}
+    for e in evidence:
+        assert text[e["start"] : e["end"]] == e["text"]
+
+
+def test_lexicon_codes_are_contract_codes() -> None:
+    assert set(load_lexicon_terms()) <= set(DRUG_TYPES)
+    lexicon = Lexicon({"cocaine": ["coke"]})
+    assert lexicon.matches("Coke 1g") == [{"text": "Coke", "start": 0, "end": 4, "code": "cocaine"}]
+    assert lexicon.matches("cokehead") == []
+
+
+def test_binarize_round_trip() -> None:
+    y = binarize([["mdma", "cannabis"], ["non_drug"]])
+    assert y.sum() == 3 and y[0, DRUG_TYPES.index("mdma")] == 1

@@ -1,0 +1,124 @@
+"""Category mapping, reviewed-label overrides and leak-free splits."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from pipeline.labels.categories import category_path_key, map_category
+from pipeline.labels.reviewed import ReviewedLabelsError, load_reviewed_labels
+from pipeline.prepare import PrepareParams, build_labelled, leakage, lomo_markets, market_key, split_groups
+
+
+@pytest.mark.parametrize(
+    ("category", "expected"),
+    [
+        ("Drugs/Cannabis/Weed", ("cannabis",)),
+        ("Drugs & Chemicals/Cannabis & Hashish/Synthetic", ("other_drug",)),
+        ("Drugs and Chemicals/Stimulants/Crack", ("cocaine",)),
+        ("Drugs/Stimulants/Prescription", ("prescription_stimulant",)),
+        ("Drugs & Chemicals/Stimulants/Adderal & Vyvanse", ("prescription_stimulant",)),
+        ("Drugs & Chemicals/Opioids/Fentanyl & RCs", ("synthetic_opioid",)),
+        ("Drugs and Chemicals/Opiates/Oxycodone", ("prescription_opioid",)),
+        ("Drugs/Disassociatives/GHB", ("ghb",)),
+        ("Drugs/Ecstasy/Pills", ("mdma",)),
+        ("Drugs & Chemicals/Ecstasy/Methylone & BK", ("cathinone",)),
+        ("Drugs/Psychedelics/Salvia", ("other_drug",)),
+        ("Guides & Tutorials/Drugs/Drugs", ("non_drug",)),  # a guide about drugs is no drug offer
+        ("Drug paraphernalia/Scales", ("non_drug",)),
+        ("Services/Money", ("non_drug",)),
+        ("Home » Drugs » Stimulants » Cocaine", ("cocaine",)),
+        # coarse categories are weak: no label rather than a forced one
+        ("Drugs/Other", None),
+        ("Drugs/Prescription", None),
+        ("Drugs & Chemicals/Stimulants/Other", None),
+        ("Drugs and Chemicals", None),
+        ("Drugs/Opioids", None),
+        ("Counterfeit Items/Stimulants/Cocaine", None),  # misfiled one-off
+        (None, None),
+        ("", None),
+    ],
+)
+def test_map_category(category: str | None, expected: tuple[str, ...] | None) -> None:
+    assert map_category(None, category) == expected
+
+
+def test_category_path_key_normalises_separators() -> None:
+    assert category_path_key("Home » Drugs › Cocaine") == "/drugs/cocaine/"
+    assert category_path_key("Drugs/Stimulants/Cocaine") == "/drugs/stimulants/cocaine/"
+
+
+@pytest.mark.parametrize(
+    ("market", "key"),
+    [("AlphaBay (README calls it \"DNM\")", "alphabay"), ("Agora", "agora"), ("TorreZ", "torrez"), (None, "unknown")],
+)
+def test_market_key(market: str | None, key: str) -> None:
+    assert market_key(market) == key
+
+
+def _records(n_vendors: int = 40, per_vendor: int = 5) -> pd.DataFrame:
+    rows = []
+    for v in range(n_vendors):
+        for i in range(per_vendor):
+            rid = f"r{v}-{i}"
+            rows.append(
+                {
+                    "id": rid, "source": "s", "kind": "listing", "market": "Alpha" if v % 2 else "Beta",
+                    "vendor": f"vendor{v}", "lang": "en", "title": f"t{v}-{i}", "text": f"text {v} {i}",
+                    "text_folded": f"text {v} {i}", "ships_from_raw": None, "ships_to_raw": None,
+                    "category_raw": "Drugs/Cannabis/Weed" if i % 2 else "Drugs/Other",
+                    # vendor v's listing 0 is a near-copy of vendor v+1's listing 0 (copied titles)
+                    "dup_group": f"g{v - (v % 2)}-0" if i == 0 else f"g{rid}", "is_representative": True,
+                }
+            )  # fmt: skip
+    frame = pd.DataFrame(rows)
+    frame.loc[(frame["id"].str.endswith("-0")) & (frame.index % 10 != 0), "is_representative"] = False
+    return frame
+
+
+def test_no_vendor_and_no_dup_group_crosses_splits() -> None:
+    labelled = build_labelled(_records(), PrepareParams(test_fraction=0.3, val_fraction=0.2), reviewed={})
+    assert set(labelled["split"]) == {"train", "val", "test"}
+    assert leakage(labelled) == {"vendors_across_splits": 0, "dup_groups_across_splits": 0}
+    # deduplicated before splitting: only representatives remain
+    assert labelled["dup_group"].is_unique
+
+
+def test_groups_join_vendors_that_share_a_duplicate() -> None:
+    groups = split_groups(["a", "b", "c", None], ["g1", "g1", "g2", "g3"])
+    assert groups[0] == groups[1] != groups[2] != groups[3]
+
+
+def test_weak_categories_stay_unlabelled_and_reviewed_labels_override() -> None:
+    records = _records(4, 2)
+    reviewed = {"r1-0": ["cocaine"], "r2-1": ["non_drug"]}
+    labelled = build_labelled(records, PrepareParams(), reviewed).set_index("id")
+    assert labelled.loc["r1-1", "labels"] == ["cannabis"]
+    assert labelled.loc["r1-1", "label_source"] == "category"
+    assert labelled.loc["r2-1", "labels"] == ["non_drug"]
+    assert labelled.loc["r2-1", "label_source"] == "reviewed"
+    assert labelled.loc["r1-0", "labels"] == ["cocaine"]  # kept although not a representative: reviewed
+    assert labelled.loc["r3-1", "labels"] == ["cannabis"]
+    assert "r3-0" not in labelled.index  # a non-representative duplicate without review is dropped
+    assert labelled.loc["r0-0", "labels"] is None  # weak category ("Drugs/Other"), not reviewed
+
+
+def test_lomo_markets_need_enough_labels() -> None:
+    labelled = build_labelled(_records(), PrepareParams(), reviewed={})
+    assert lomo_markets(labelled, min_records=10) == ["alpha", "beta"]
+    assert lomo_markets(labelled, min_records=10_000) == []
+
+
+def test_reviewed_labels_file(tmp_path: Path) -> None:
+    path = tmp_path / "reviewed.jsonl"
+    path.write_text(
+        json.dumps({"id": "a", "drug_types": ["mdma"]}) + "\n" + json.dumps({"id": "a", "drug_types": ["non_drug", "mdma"]}) + "\n"
+    )
+    assert load_reviewed_labels(path) == {"a": ["mdma"]}  # latest decision wins; non_drug exclusive
+    assert load_reviewed_labels(tmp_path / "absent.jsonl") == {}
+    path.write_text(json.dumps({"id": "a", "drug_types": ["crack-ish"]}) + "\n")
+    with pytest.raises(ReviewedLabelsError, match="unknown drug_types"):
+        load_reviewed_labels(path)
