@@ -439,6 +439,44 @@ JABBER_SERVERS: Final[frozenset[str]] = frozenset(
 )
 
 
+#: e-mail providers: "@gmail" in a text is a domain, never a messenger handle
+MAIL_PROVIDERS: Final[frozenset[str]] = frozenset(
+    [
+        "gmail",
+        "googlemail",
+        "yahoo",
+        "hotmail",
+        "outlook",
+        "live",
+        "aol",
+        "icloud",
+        "gmx",
+        "web",
+        "mail",
+        "protonmail",
+        "proton",
+        "tutanota",
+        "bigpond",
+        "optusnet",
+        "comcast",
+        "verizon",
+        "btinternet",
+        "yandex",
+        "mailru",
+        "orange",
+        "free",
+        "wanadoo",
+        "libero",
+        "wp",
+        "onet",
+        "interia",
+        "o2",
+        "t-online",
+        "cock",
+    ]
+)
+
+
 class ContactHit(TypedDict):
     """One contact; ``text[start:end]`` is where its handle was written."""
 
@@ -475,7 +513,7 @@ _KW_ALT: Final = "|".join(sorted((re.escape(k) for k in KEYWORDS), key=len, reve
 #: keyword cluster + separators + a bare (not @) handle
 _KW_HANDLE_RE: Final = re.compile(
     rf"(?i)(?<![\w@])(?P<cluster>(?:{_KW_ALT})(?:\s*(?:[/&,+|]|or|and|oder|of|ou|o|lub|или|и)\s*(?:{_KW_ALT}))*)"
-    r"(?![\w@])(?P<sep>(?:\s*(?:id|me|username|user|name|handle|is|at|on|contact|add)\b)*\s*[:=\-–—>→➡️👉]*\s*"
+    r"(?![\w@])(?P<sep>(?:\s*(?:id|me|username|user|name|handle|is|at|on|contact|add)\b)*\s*[:=\-–—>→➡️👉(]*\s*"
     r"(?:(?:id|me|is)\b\s*[:=\-–—>→]*\s*)?)"
     r"(?P<handle>(?<![\w@])[A-Za-z0-9][A-Za-z0-9_.\-]{1,63}(?:#\d{4})?)"
 )
@@ -491,7 +529,8 @@ _HANDLE_RULES: Final[dict[str, re.Pattern[str]]] = {
     "other": re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{2,31}(?:#\d{4})?"),
     "session": re.compile(r"05[0-9a-fA-F]{64}"),
 }
-_SEP_CHARS: Final = set(":=-–—>→➡👉@")
+_SEP_CHARS: Final = set(":=-–—>→➡👉@(")
+_AT_SIGNAL_RE: Final = re.compile(r"[A-Za-z][A-Za-z0-9_.]{2,31}")
 
 
 def _keyword_platforms(text: str, start: int, window: int = 48) -> list[str]:
@@ -501,25 +540,49 @@ def _keyword_platforms(text: str, start: int, window: int = 48) -> list[str]:
     tokens = _TOKEN_RE.findall(chunk)
     platforms: list[str] = []
     seen_sep = False
+    joined = False  # the token visited before was "/", "&" ...: "Signal/Telegram @name"
     for i, tok in enumerate(reversed(tokens)):
         low = tok.lower()
         if low in _SEP_CHARS:
             seen_sep = True
             continue
+        if low in ("/", "&", "+", "|"):
+            joined = bool(platforms)
+            continue
         platform = KEYWORDS.get(low)
         if platform is not None:
-            # a weak keyword counts only right before a separator (``tg:``) or the handle itself
-            if low in WEAK_KEYWORDS and not (seen_sep or i == 0):
+            # a weak keyword counts only right before a separator (``tg:``), the handle, or joined to another
+            if low in WEAK_KEYWORDS and not (seen_sep or i == 0 or joined):
                 if platforms:
                     break
                 continue
             if platform not in platforms:
                 platforms.append(platform)
+            joined = False
             continue
         if low in FILLERS or low.rstrip(":") in FILLERS:
             continue
         break
     return platforms
+
+
+_ID_WORD_RE: Final = re.compile(r"(?i)\b(?:id|username|handle)\b")
+_HANDLE_END_RE: Final = re.compile(
+    r"\s*(?:$|[\n,;|)\]!?]|\.(?:\s|$)|\s+(?:or|and|for|to|oder|und|of|en|ou|et|o|y|lub|или|и)\b)"
+)
+_KW_GATE_RE: Final = re.compile(
+    r"(?i)wick|tg|tele|kik|snap|sc\b|ig\b|insta|signal|threema|wire|disc|icq|viber|wechat|skype|session|"
+    r"element|matrix|simplex|briar|jami|tox|keybase|potato|тел|трима|инст|снэп|снап|сигнал|викр|вайбер"
+)
+
+
+def _looks_like_handle(handle: str, colon: bool, text: str, end: int) -> bool:
+    """A word after a platform keyword is a handle when it is shaped like one (digits, "_", ".", lower
+    case), or when a colon introduced it and it closes the phrase ("Wickr: PharmaKing"). A capitalised word
+    running on into a title ("INSTAGRAM: Insider Tips", "Skype Credit FREE") is not."""
+    if any(c.isdigit() or c in "_." for c in handle) or handle.islower():
+        return True
+    return colon and _HANDLE_END_RE.match(text, end) is not None
 
 
 def _norm_phone(raw: str) -> str:
@@ -632,6 +695,8 @@ def find_contacts(text: str) -> list[ContactHit]:
         for m in _AT_HANDLE_RE.finditer(text):
             if not free(*m.span()) or m.group(1).lower() in STOP_HANDLES:
                 continue
+            if m.group(1).split(".", 1)[0].lower() in MAIL_PROVIDERS:
+                continue  # "@gmail addresses", "(@bigpond edition)": e-mail domains, not handles
             platforms = [
                 p for p in _keyword_platforms(text, m.start()) if p not in ("phone", "email", "jabber")
             ]
@@ -640,10 +705,12 @@ def find_contacts(text: str) -> list[ContactHit]:
                 if platform == "telegram":
                     handle = handle.split(".", 1)[0]  # Telegram names have no dots: the rest is punctuation
                 rule = _HANDLE_RULES.get(platform)
+                if platform == "signal":
+                    rule = _AT_SIGNAL_RE  # "Signal/Telegram @name": an explicit @name needs no number suffix
                 if rule is None or rule.fullmatch(handle):
                     add(platform, handle, m.start(), m.start() + 1 + len(handle))
             taken.append(m.span())
-    if True:
+    if _KW_GATE_RE.search(text):
         for m in _KW_HANDLE_RE.finditer(text):
             span = m.span("handle")
             if not free(*span):
@@ -660,7 +727,10 @@ def find_contacts(text: str) -> list[ContactHit]:
                 r"\s*(?:[/&,+|]|\bor\b|\band\b|\boder\b|\bof\b|\bou\b|\bo\b|\blub\b|\bили\b|\bи\b)\s*",
                 m.group("cluster").lower(),
             )
-            has_sep = any(c in _SEP_CHARS for c in sep)
+            colon = any(c in ":=>→➡👉(" for c in sep) or bool(_ID_WORD_RE.search(sep))
+            has_sep = colon or "@" in sep
+            if not _looks_like_handle(handle, colon, text, span[0] + len(handle)):
+                continue
             kw_platforms: list[str] = []
             for w in words:
                 p = KEYWORDS.get(w.strip())

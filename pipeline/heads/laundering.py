@@ -178,6 +178,9 @@ def _negated_before(text: str, start: int, spans: list[tuple[int, int]], lex: La
         if word in _SKIP_PUNCT:
             continue
         if lex.pre_negation.fullmatch(word):
+            head = text[lo : tok.start()].rstrip()
+            if not any(c.isalnum() for c in word) and head and head[-1].isalnum():
+                return False  # "Bank ❌  BTC ✅": a mark right after a word belongs to that word
             return not crossed_comma or term_in_segment
         if word in lex.breakers or word not in lex.bridge:
             return False
