@@ -543,16 +543,17 @@ def _field_codes(raw: str, role: str, tables: OriginTables) -> tuple[list[str], 
     # case-sensitive 2-letter codes first ("EU, CH, NO" vs "eu / no austria")
     marked = raw
     tokens: list[tuple[int, int, list[str]]] = []
-    for m in re.finditer(r"(?<![A-Za-z])([A-Z]{2})(?![A-Za-z])", raw):
+    for m in _FIELD_CODE_RE.finditer(raw):
         code = m.group(1)
-        if code not in tables.iso2:
+        if code not in tables.iso2 and code not in tables.iso3:
             continue
         before = raw[: m.start()].rstrip()
         after = raw[m.end() :].lstrip()
         delimited = (not before or before[-1] in ",/&+(-;|") and (not after or after[0] in ",/&+)-;|.!")
-        if code in tables.ambiguous_codes and not delimited:
+        if (code in tables.ambiguous_codes or code in _ALPHA3_WORDS) and not delimited:
             continue
-        tokens.append((m.start(), m.end(), ["GB" if code == "UK" else code]))
+        iso2 = tables.iso3.get(code, code) if len(code) == 3 else code
+        tokens.append((m.start(), m.end(), ["GB" if iso2 == "UK" else iso2]))
     for s, e, _ in reversed(tokens):
         marked = marked[:s] + " " * (e - s) + marked[e:]
     # exclusion: everything after an exclusion cue, up to a closing bracket, is dropped
@@ -656,6 +657,69 @@ def normalise_location_field(raw: str | None, role: Literal["from", "to"] = "fro
 
 # ------------------------------------------------------------------------------------------- text
 
+_FIELD_CODE_RE: Final = re.compile(r"(?<![A-Za-z])([A-Z]{2,3})(?![A-Za-z])")
+#: alpha-3 codes that are also English words or common abbreviations: in a field only between list commas
+_ALPHA3_WORDS: Final = frozenset(
+    [
+        "AND",
+        "ARE",
+        "CAN",
+        "PER",
+        "NOR",
+        "FIN",
+        "MAR",
+        "COL",
+        "CUB",
+        "PAN",
+        "TUR",
+        "IND",
+        "MEX",
+        "BEL",
+        "GIN",
+        "TON",
+        "BEN",
+        "DOM",
+        "GUM",
+        "MAC",
+        "SUR",
+        "TUN",
+        "VAT",
+        "ATA",
+        "ASM",
+        "BRA",
+        "CHE",
+        "COD",
+        "COM",
+        "GAB",
+        "GAM",
+        "HUN",
+        "IRL",
+        "ISL",
+        "ITA",
+        "KEN",
+        "LAO",
+        "LBY",
+        "MDA",
+        "MLI",
+        "MLT",
+        "NER",
+        "OMN",
+        "PAK",
+        "POL",
+        "PRK",
+        "PRT",
+        "SAU",
+        "SLV",
+        "SPM",
+        "SUN",
+        "TCD",
+        "TGO",
+        "THA",
+        "UGA",
+        "UMI",
+        "VIR",
+    ]
+)
 _FIELD_WORD_RE: Final = re.compile(r"[^\W_]+(?:[.'’`´][^\W_]+)*\.?|&")
 _TOKEN_RE: Final = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*|\d+|\S", re.U)
 _FLAG_RE: Final = re.compile(r"[\U0001F1E6-\U0001F1FF]{2}|\U0001F3F4[\U000E0061-\U000E007A]{5,6}\U000E007F")
