@@ -905,6 +905,7 @@ def extract_origin(
     if (
         not (isinstance(to_source, str) and to_source.strip())
         and isinstance(ships_from_raw, str)
+        and "to" in ships_from_raw.lower()
         and _TO_SPLIT_RE.search(ships_from_raw)
     ):
         to_source = ships_from_raw  # Agora: "Netherlands To: Worldwide"
@@ -987,7 +988,7 @@ def _text_mentions(text: str, tb: OriginTables, field_from: list[str]) -> list[_
     low = text.lower()
     masked = [m.span() for m in tb.re_stop.finditer(text)] if _gate_open(tb.gate_stop, low) else []
     mentions: list[_Mention] = []
-    if "." in text:
+    if "." in text and ("ee." in low or "u.s" in low or "u.k" in low or "e.u" in low or "u.e" in low):
         for dm in _DOTTED_RE.finditer(text):
             code = _DOTTED[re.sub(r"[\s.]", "", dm.group()).upper()]
             mentions.append(_Mention(dm.start(), dm.end(), [code], Entry((code,), "code"), key=code.lower()))
@@ -998,7 +999,7 @@ def _text_mentions(text: str, tb: OriginTables, field_from: list[str]) -> list[_
     can_start = tb.can_start
     while i < n_tokens:
         tok = tokens[i]
-        word = tok.group()
+        word = tok[0]
         # cheap rejections first: most tokens of a title are numbers, units and product words
         if not word[0].isalpha() or not (can_start(word) or (len(word) <= 3 and word.isupper())):
             i += 1
