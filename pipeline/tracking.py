@@ -8,6 +8,7 @@ The tracking URI comes from ``MLFLOW_TRACKING_URI``; without it, a sqlite store 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -74,7 +75,7 @@ def run_context(paths: Paths) -> dict[str, Any]:
     """Tags every run carries: git commit, data source hashes."""
     tags: dict[str, Any] = {"git_commit": git_commit(paths.root)}
     for key, md5 in dvc_lock_hashes(paths.root).items():
-        tags[f"dvc.{key}"[:250]] = md5
+        tags[re.sub(r"[^\w\-. :/]", "_", f"dvc.{key}")[:250]] = md5  # MLflow key alphabet
     return tags
 
 

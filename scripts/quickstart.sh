@@ -4,6 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export DVC_NO_ANALYTICS=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+export PATH="$PWD/.venv/bin:$PATH"  # dvc.yaml runs `python -m pipeline.<stage>`: the venv python
 [ -d ../shared/data/markets ] || echo "narcotag: ../shared is not here; running on the built-in sample only."
 .venv/bin/dvc repro
 .venv/bin/narcotag summary

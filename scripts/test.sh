@@ -4,4 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export DVC_NO_ANALYTICS=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+export PATH="$PWD/.venv/bin:$PATH"  # dvc.yaml runs `python -m pipeline.<stage>`: the venv python
 exec .venv/bin/python -m pytest "$@"

@@ -282,7 +282,13 @@ class DrugTypeHead:
         lexicon = json.loads((directory / "lexicon.json").read_text(encoding="utf-8"))
         head.lexicon, head.strong = Lexicon(lexicon["terms"]), Lexicon(lexicon["strong"])
         untrusted = sio.get_untrusted_types(file=directory / "model.skops")
-        allowed = {f"{__name__}.LexiconFeatures", "numpy.float32", "numpy.int8", "builtins.dict"}
+        allowed = {
+            f"{__name__}.LexiconFeatures",
+            "sklearn.multiclass._ConstantPredictor",  # a code without training positives
+            "numpy.float32",
+            "numpy.int8",
+            "builtins.dict",
+        }
         unexpected = [t for t in untrusted if t not in allowed]
         if unexpected:
             raise ValueError(f"{directory / 'model.skops'} holds unexpected types: {unexpected}")
