@@ -157,9 +157,9 @@ def evaluate(params_file: Annotated[Path, PARAMS_OPTION] = Path("params.yaml")) 
     from pipeline import evaluate as evaluate_stage
 
     params = _params(params_file)
-    result = evaluate_stage.run(params.evaluate, params.train, Paths())
+    result = evaluate_stage.run(params.evaluate, params.train, Paths(), params.data.source)
     _print_summary(result["summary"])
-    console.print("full tables: [bold]reports/metrics.md[/bold]")
+    console.print(f"full tables: [bold]reports/{params.data.source}/metrics.md[/bold]")
 
 
 def _print_summary(summary: dict) -> None:  # type: ignore[type-arg]
@@ -202,10 +202,11 @@ def score(
 def summary() -> None:
     """Show where the last run's outputs are and the headline figures."""
     paths = Paths()
-    summary_file = paths.reports / "metrics" / "summary.json"
+    export = paths.models / "export.json"
+    dataset = json.loads(export.read_text()).get("data", "sample") if export.exists() else "sample"
+    summary_file = paths.reports / dataset / "metrics" / "summary.json"
     if summary_file.exists():
         _print_summary(json.loads(summary_file.read_text()))
-    export = paths.models / "export.json"
     if export.exists():
         info = json.loads(export.read_text())
         console.print(

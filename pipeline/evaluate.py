@@ -68,7 +68,7 @@ def lomo_rotations(
 
 
 def drug_type_metrics(
-    paths: Paths, params: EvaluateParams, train_params: TrainParams, lomo_markets: list[str]
+    paths: Paths, params: EvaluateParams, train_params: TrainParams, lomo_markets: list[str], reports: Path
 ) -> dict[str, Any]:
     """All drug_type figures (see module docstring); also writes the plot CSVs."""
     frame = labelled_frame(paths)
@@ -86,7 +86,7 @@ def drug_type_metrics(
             for m in sorted(test["market_key"].unique())
             for mask in [(test["market_key"] == m).to_numpy()]
         }
-        _write_plots(paths.reports / "plots", test, y_true, scores, y_pred, params.pr_points)
+        _write_plots(reports / "plots", test, y_true, scores, y_pred, params.pr_points)
     if params.lomo and len(lomo_markets) >= 2:
         rotations = lomo_rotations(frame, lomo_markets, train_params, params.min_support)
         metrics["lomo"] = rotations
@@ -271,16 +271,22 @@ def field_origin_metrics(gold_dir: Path) -> dict[str, Any]:
 # --- the stage -------------------------------------------------------------------------------------------
 
 
-def run(params: EvaluateParams, train_params: TrainParams, paths: Paths) -> dict[str, Any]:
-    """Evaluate every head; write reports/metrics/*.json and reports/metrics.md; return all metrics."""
+def reports_dir(paths: Paths, dataset: str) -> Path:
+    """reports/<dataset>/: the sample's figures and the shared corpus's figures live side by side."""
+    return paths.reports / dataset
+
+
+def run(params: EvaluateParams, train_params: TrainParams, paths: Paths, dataset: str = "sample") -> dict[str, Any]:
+    """Evaluate every head; write reports/<dataset>/metrics/*.json and metrics.md; return all metrics."""
     prepare_report = json.loads((paths.processed / "prepare_report.json").read_text())
+    reports = reports_dir(paths, dataset)
     results: dict[str, Any] = {
-        "drug_type": drug_type_metrics(paths, params, train_params, prepare_report["lomo_markets"]),
+        "drug_type": drug_type_metrics(paths, params, train_params, prepare_report["lomo_markets"], reports),
         "quantity": quantity_metrics(paths.gold, paths.models),
         "origin": {**origin_metrics(paths.gold, paths.models), "field": field_origin_metrics(paths.gold)},
         "laundering": laundering_metrics(paths.gold, paths.models),
     }
-    out = paths.reports / "metrics"
+    out = reports / "metrics"
     out.mkdir(parents=True, exist_ok=True)
     for head, metrics in results.items():
         (out / f"{head}.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
@@ -288,9 +294,9 @@ def run(params: EvaluateParams, train_params: TrainParams, paths: Paths) -> dict
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     from pipeline.report_md import write_metrics_markdown
 
-    write_metrics_markdown(results, summary, prepare_report, paths.reports / "metrics.md")
+    write_metrics_markdown(results, summary, prepare_report, reports / "metrics.md", dataset)
     if params.track:
-        _track(results, summary, paths)
+        _track(results, summary, paths, reports, dataset)
     return {"summary": summary, **results}
 
 
@@ -314,18 +320,18 @@ def headline(results: dict[str, Any]) -> dict[str, float | None]:
     }
 
 
-def _track(results: dict[str, Any], summary: dict[str, Any], paths: Paths) -> None:
+def _track(results: dict[str, Any], summary: dict[str, Any], paths: Paths, reports: Path, dataset: str) -> None:
     import mlflow
 
     from pipeline import tracking
 
     tracking.configure(paths)
     with mlflow.start_run(run_name="evaluate"):
-        mlflow.set_tags({"stage": "evaluate", "family": "sklearn", **tracking.run_context(paths)})
+        mlflow.set_tags({"stage": "evaluate", "family": "sklearn", "data": dataset, **tracking.run_context(paths)})
         mlflow.log_metrics({k: v for k, v in summary.items() if v is not None})
         for head, metrics in results.items():
             mlflow.log_dict(metrics, f"metrics/{head}.json")
-        for artifact in [paths.reports / "metrics.md", *sorted((paths.reports / "plots").glob("*.csv"))]:
+        for artifact in [reports / "metrics.md", *sorted((reports / "plots").glob("*.csv"))]:
             if artifact.exists():
                 mlflow.log_artifact(str(artifact), "reports")
 
@@ -339,7 +345,7 @@ def main(params_file: Path = typer.Option(Path("params.yaml"), help="The params 
     from pipeline.params import load_params
 
     params = load_params(params_file)
-    result = run(params.evaluate, params.train, Paths())
+    result = run(params.evaluate, params.train, Paths(), params.data.source)
     typer.echo(json.dumps(result["summary"], indent=2))
 
 

@@ -90,14 +90,14 @@ def champion_metric(client: Any, name: str) -> float | None:
     return float(value) if value is not None else None
 
 
-def run(params: ExportParams, paths: Paths) -> dict[str, Any]:
+def run(params: ExportParams, paths: Paths, dataset: str = "sample") -> dict[str, Any]:
     """Log, register and maybe promote the Tagger; returns what happened (also models/export.json)."""
     import mlflow
     from mlflow import MlflowClient
 
     from pipeline import tracking
 
-    summary = json.loads((paths.reports / "metrics" / "summary.json").read_text())
+    summary = json.loads((paths.reports / dataset / "metrics" / "summary.json").read_text())
     metric_name = params.metric if summary.get(params.metric) is not None else params.fallback_metric
     metric_value = summary.get(metric_name)
     tracking.configure(paths)
@@ -106,7 +106,7 @@ def run(params: ExportParams, paths: Paths) -> dict[str, Any]:
         for head in HEADS:
             shutil.copytree(paths.models / head, bundle / head)
         with mlflow.start_run(run_name="export") as active:
-            mlflow.set_tags({"stage": "export", **tracking.run_context(paths)})
+            mlflow.set_tags({"stage": "export", "data": dataset, **tracking.run_context(paths)})
             mlflow.log_metrics({k: v for k, v in summary.items() if v is not None})
             info = mlflow.pyfunc.log_model(
                 name="tagger",
@@ -149,7 +149,8 @@ def main(params_file: Path = typer.Option(Path("params.yaml"), help="The params 
     """Run the export stage with the params in PARAMS_FILE."""
     from pipeline.params import load_params
 
-    typer.echo(json.dumps(run(load_params(params_file).export, Paths()), indent=2))
+    params = load_params(params_file)
+    typer.echo(json.dumps(run(params.export, Paths(), params.data.source), indent=2))
 
 
 if __name__ == "__main__":
