@@ -122,6 +122,16 @@ def _dvc() -> str:
     return str(exe) if exe.exists() else (shutil.which("dvc") or "dvc")
 
 
+def dvc_command(overrides: list[str], name: str | None = None) -> list[str]:
+    """`dvc repro`, or `dvc exp run --temp [-n NAME] -S k=v ...` when params are overridden."""
+    if not overrides:
+        return [_dvc(), "repro"]
+    cmd = [_dvc(), "exp", "run", "--temp"] + (["--name", name] if name else [])
+    for override in overrides:
+        cmd += ["-S", override]
+    return cmd
+
+
 @app.command()
 def train(
     set_param: Annotated[
@@ -137,15 +147,8 @@ def train(
 ) -> None:
     """Run the pipeline with DVC: `dvc repro`, or `dvc exp run --temp -S ...` when params are overridden
     (the workspace's params.yaml stays as it is)."""
-    overrides = list(set_param or [])
-    if shared:
-        overrides.append("data.source=shared")
-    if overrides:
-        cmd = [_dvc(), "exp", "run", "--temp"] + (["--name", name] if name else [])
-        for override in overrides:
-            cmd += ["-S", override]
-    else:
-        cmd = [_dvc(), "repro"]
+    overrides = list(set_param or []) + (["data.source=shared"] if shared else [])
+    cmd = dvc_command(overrides, name)
     console.print("[bold]$ " + " ".join(cmd) + "[/bold]")
     env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
     raise typer.Exit(subprocess.run(cmd, env=env).returncode)
