@@ -8,6 +8,7 @@ key. Library code receives these objects; it never reads ``params.yaml`` itself.
 from __future__ import annotations
 
 import dataclasses
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -67,12 +68,26 @@ class Paths:
 
     @property
     def shared(self) -> Path:
-        """The read-only ``../shared`` folder beside the checkout (may be absent)."""
-        return self.root.parent / "shared"
+        """The read-only ``shared`` folder beside the checkout (may be absent).
+
+        ``NARCOTAG_SHARED`` wins; else the nearest ``../shared`` of the root or of an ancestor folder, so a
+        ``dvc exp run --temp`` copy (under .dvc/tmp/exps/) still finds the corpus beside the real checkout.
+        """
+        if os.environ.get("NARCOTAG_SHARED"):
+            return Path(os.environ["NARCOTAG_SHARED"])
+        root = self.root.resolve()
+        for folder in (root, *root.parents):
+            candidate = folder.parent / "shared"
+            if (candidate / "data").is_dir() or (candidate / "spec").is_dir():
+                return candidate
+        return root.parent / "shared"
 
     def resolve(self, path: str | Path) -> Path:
-        """A params path relative to the root, or an absolute one as given."""
-        p = Path(path)
+        """A params path: ``{shared}/...`` below :attr:`shared`, else relative to the root (or absolute)."""
+        text = str(path)
+        if text.startswith("{shared}"):
+            return self.shared / text.removeprefix("{shared}").lstrip("/")
+        p = Path(text)
         return p if p.is_absolute() else self.root / p
 
 
