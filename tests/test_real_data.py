@@ -1,0 +1,59 @@
+"""CI-sized real-data check: train drug_type on part of two markets, score the third, assert a floor.
+
+Reads ../shared/data/markets (skipped with a message when absent). Small on purpose (about 20 s): the full
+leave-one-market-out figures come from `narcotag train --shared` (reports/shared/metrics.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from pipeline.clean import SourceSpec, clean_sources
+from pipeline.config import Paths
+from pipeline.dedup import NearDupParams
+from pipeline.heads.drug_type import DrugTypeHead, DrugTypeParams, binarize
+from pipeline.metrics import multilabel_report
+from pipeline.prepare import PrepareParams, build_labelled
+
+MARKETS = {
+    "agora_2014_listings.jsonl.gz": "agora_2014",
+    "torrez_2021_2022_listings.jsonl.gz": "torrez_2021_2022",
+    "alphabay_2017_listings.jsonl.gz": "alphabay_2017",
+}
+
+
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
+    root = Path(__file__).resolve().parents[1]
+    markets = root.parent / "shared" / "data" / "markets"
+    if not markets.is_dir():
+        pytest.skip(f"shared corpus not found at {markets}: real-data test skipped")
+    specs = [SourceSpec(name=p, path=str(markets / f), adapter="tabular", preset=p) for f, p in MARKETS.items()]
+    result = clean_sources(specs, NearDupParams(), Paths(tmp_path_factory.mktemp("real")))
+    frame = build_labelled(result.table.to_pandas(), PrepareParams(), reviewed={})
+    frame = frame[frame["labels"].notna()]
+    # a CI-sized subset, the same every run
+    return frame.groupby("market_key", group_keys=False).apply(lambda g: g.sample(min(len(g), 4000), random_state=0))
+
+
+@pytest.mark.shared
+def test_cross_market_floor(labelled: pd.DataFrame) -> None:
+    train_markets = labelled[labelled["market_key"] != "alphabay"]
+    test = labelled[labelled["market_key"] == "alphabay"]
+    assert set(train_markets["market_key"]) == {"agora", "torrez"}
+    params = replace(DrugTypeParams(), char_max_features=80_000, lexicon_weight=3.0)
+    head = DrugTypeHead(params).fit(
+        train_markets[train_markets["split"] == "train"], val_records=train_markets[train_markets["split"] == "val"]
+    )
+    predicted = head.predict(test)["drug_types"]
+    report = multilabel_report(binarize(list(test["labels"])), binarize(predicted))
+    summary = report["summary"]
+    print(summary)
+    assert summary["micro_f1"] >= 0.75, summary
+    assert summary["macro_f1_supported"] >= 0.65, summary
+    for code in ("cannabis", "cocaine", "psychedelic", "dissociative"):
+        assert report["per_class"][code]["f1"] >= 0.75, (code, report["per_class"][code])
