@@ -79,13 +79,19 @@ def main() -> None:
     parser.add_argument("--child", choices=["plain", "neardup", "scaling"])
     args = parser.parse_args()
     if args.child:
-        result = {"plain": lambda: one_run(False), "neardup": lambda: one_run(True), "scaling": dedup_scaling}[args.child]()
+        result = {
+            "plain": lambda: one_run(False),
+            "neardup": lambda: one_run(True),
+            "scaling": dedup_scaling,
+        }[args.child]()
         print(json.dumps(result))
         return
     if not MARKETS.is_dir():
         sys.exit(f"shared corpus not found at {MARKETS}: nothing to benchmark")
     for child in ("plain", "neardup", "scaling"):
-        out = subprocess.run([sys.executable, __file__, "--child", child], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", child], capture_output=True, text=True, check=True
+        )
         print(child, out.stdout.strip().splitlines()[-1], flush=True)
 
 

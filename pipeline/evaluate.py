@@ -276,7 +276,9 @@ def reports_dir(paths: Paths, dataset: str) -> Path:
     return paths.reports / dataset
 
 
-def run(params: EvaluateParams, train_params: TrainParams, paths: Paths, dataset: str = "sample") -> dict[str, Any]:
+def run(
+    params: EvaluateParams, train_params: TrainParams, paths: Paths, dataset: str = "sample"
+) -> dict[str, Any]:
     """Evaluate every head; write reports/<dataset>/metrics/*.json and metrics.md; return all metrics."""
     prepare_report = json.loads((paths.processed / "prepare_report.json").read_text())
     reports = reports_dir(paths, dataset)
@@ -320,14 +322,18 @@ def headline(results: dict[str, Any]) -> dict[str, float | None]:
     }
 
 
-def _track(results: dict[str, Any], summary: dict[str, Any], paths: Paths, reports: Path, dataset: str) -> None:
+def _track(
+    results: dict[str, Any], summary: dict[str, Any], paths: Paths, reports: Path, dataset: str
+) -> None:
     import mlflow
 
     from pipeline import tracking
 
     tracking.configure(paths)
     with mlflow.start_run(run_name="evaluate"):
-        mlflow.set_tags({"stage": "evaluate", "family": "sklearn", "data": dataset, **tracking.run_context(paths)})
+        mlflow.set_tags(
+            {"stage": "evaluate", "family": "sklearn", "data": dataset, **tracking.run_context(paths)}
+        )
         mlflow.log_metrics({k: v for k, v in summary.items() if v is not None})
         for head, metrics in results.items():
             mlflow.log_dict(metrics, f"metrics/{head}.json")

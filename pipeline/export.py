@@ -71,11 +71,11 @@ def pip_requirements() -> list[str]:
 def signature() -> Any:
     """Input schema: the generic listing columns, all optional; output: labelled records (free form)."""
     from mlflow.models import ModelSignature
-    from mlflow.types.schema import ColSpec, Schema
+    from mlflow.types.schema import ColSpec, Schema, TensorSpec
 
     string_columns = ["id", "kind", "market", "vendor", "title", "description", "text", "category",
                       "ships_from", "ships_to", "currency", "posted_at"]  # fmt: skip
-    inputs = [ColSpec("string", c, required=False) for c in string_columns]
+    inputs: list[ColSpec | TensorSpec] = [ColSpec("string", c, required=False) for c in string_columns]
     inputs.append(ColSpec("double", "price", required=False))
     return ModelSignature(inputs=Schema(inputs))
 

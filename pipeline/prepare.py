@@ -141,6 +141,9 @@ def run(params: PrepareParams, paths: Paths) -> dict[str, Any]:
     for market, group in labelled[has_label].groupby("market_key"):
         counts = Counter(code for codes in group["labels"] for code in codes)
         per_market[str(market)] = {code: counts.get(code, 0) for code in DRUG_TYPES}
+    leaks = leakage(labelled)
+    if any(leaks.values()):
+        raise RuntimeError(f"split leakage: {leaks}")
     report = {
         "records": int(len(records)),
         "representatives": int(len(labelled)),
@@ -150,10 +153,8 @@ def run(params: PrepareParams, paths: Paths) -> dict[str, Any]:
         "splits": {k: int(v) for k, v in labelled[has_label]["split"].value_counts().items()},
         "lomo_markets": lomo_markets(labelled, params.lomo_min_records),
         "labels_per_market": per_market,
-        "leakage": leakage(labelled),
+        "leakage": leaks,
     }
-    if any(report["leakage"].values()):
-        raise RuntimeError(f"split leakage: {report['leakage']}")
     (paths.processed / "prepare_report.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
 

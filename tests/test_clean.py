@@ -10,7 +10,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline import clean, sample
-from pipeline.clean import AccountingError, SourceSpec, SourceStats, check_accounting, clean_frame, clean_sources
+from pipeline.clean import (
+    AccountingError,
+    SourceSpec,
+    SourceStats,
+    check_accounting,
+    clean_frame,
+    clean_sources,
+)
 from pipeline.config import Paths
 from pipeline.dedup import NearDupParams
 from pipeline.params import load_params
@@ -44,7 +51,7 @@ def test_stage_writes_outputs_in_schema(sample_root: Path, cleaned: dict) -> Non
     assert table.schema.equals(RECORD_SCHEMA, check_metadata=False)
     assert table.num_rows == cleaned["totals"]["kept"] > 0
     assert (interim / "clean_report.json").exists()
-    quarantine = [json.loads(line) for line in open(interim / "quarantine.jsonl")]
+    quarantine = [json.loads(line) for line in (interim / "quarantine.jsonl").read_text().splitlines()]
     assert len(quarantine) == cleaned["totals"]["quarantined"] > 0
     for entry in quarantine:
         assert entry["reason"] and entry["provenance"]["file"] and entry["provenance"]["adapter"]
@@ -58,7 +65,7 @@ def test_every_source_accounted_for(cleaned: dict) -> None:
 
 def test_sample_ids_match_truth_and_bad_items_are_quarantined(sample_root: Path, cleaned: dict) -> None:
     raw = sample_root / "data" / "raw" / "sample"
-    truth_ids = {json.loads(line)["id"] for line in open(raw / "truth.jsonl")}
+    truth_ids = {json.loads(line)["id"] for line in (raw / "truth.jsonl").read_text().splitlines()}
     kept = set(pd.read_parquet(sample_root / "data" / "interim" / "records.parquet")["id"])
     assert kept == truth_ids  # every good item kept under its own id, every bad one quarantined
     manifest = json.loads((raw / "manifest.json").read_text())
@@ -79,7 +86,10 @@ def test_records_are_normalised(sample_root: Path) -> None:
 def test_language_identification_on_sample_messages(sample_root: Path) -> None:
     """Language id measured on the project's multilingual messages (truth has each message's language)."""
     frame = pd.read_parquet(sample_root / "data" / "interim" / "records.parquet")
-    truth = {json.loads(line)["id"]: json.loads(line)["lang"] for line in open(sample_root / "data/raw/sample/truth.jsonl")}
+    truth = {
+        json.loads(line)["id"]: json.loads(line)["lang"]
+        for line in (sample_root / "data/raw/sample/truth.jsonl").read_text().splitlines()
+    }
     ads = frame[frame["kind"] == "ad"]
     correct = [lang == truth[rid] for rid, lang in zip(ads["id"], ads["lang"], strict=True)]
     accuracy = sum(correct) / len(correct)
@@ -125,7 +135,12 @@ def test_clean_frame_keeps_order_and_reports_rejects() -> None:
 @pytest.mark.shared
 @pytest.mark.parametrize("file_name", sorted(PRESETS))
 def test_clean_real_market_listings(markets_dir: Path, tmp_path: Path, file_name: str) -> None:
-    spec = SourceSpec(name=PRESETS[file_name], path=str(markets_dir / file_name), adapter="tabular", preset=PRESETS[file_name])
+    spec = SourceSpec(
+        name=PRESETS[file_name],
+        path=str(markets_dir / file_name),
+        adapter="tabular",
+        preset=PRESETS[file_name],
+    )
     result = clean_sources([spec], NearDupParams(enabled=False), Paths(tmp_path))
     s = result.report["sources"][spec.name]
     assert s["read"] == s["kept"] + s["quarantined"]

@@ -50,7 +50,9 @@ def test_clean_paths_to_a_table(tmp_path: Path) -> None:
     frame = pd.read_parquet(out)
     assert list(frame["id"]) == ["L1", "L2"]
     assert frame.loc[1, "text"] == "Café crème MDMA 1g"
-    quarantine = [json.loads(x) for x in (tmp_path / "out" / "records.quarantine.jsonl").read_text().splitlines()]
+    quarantine = [
+        json.loads(x) for x in (tmp_path / "out" / "records.quarantine.jsonl").read_text().splitlines()
+    ]
     assert sorted(q["reason"] for q in quarantine) == ["invalid_json", "no_text"]
     assert "4 read = 2 kept + 2 quarantined" in " ".join(result.output.split())
 
@@ -74,10 +76,16 @@ def test_unknown_param_key_is_a_clear_error(tmp_path: Path) -> None:
     [
         ([], None, ["repro"]),
         (["train.drug_type.C=4"], None, ["exp", "run", "--temp", "-S", "train.drug_type.C=4"]),
-        (["data.source=shared"], "real", ["exp", "run", "--temp", "--name", "real", "-S", "data.source=shared"]),
+        (
+            ["data.source=shared"],
+            "real",
+            ["exp", "run", "--temp", "--name", "real", "-S", "data.source=shared"],
+        ),
     ],
 )
-def test_train_builds_the_dvc_command(overrides: list[str], name: str | None, expected_tail: list[str]) -> None:
+def test_train_builds_the_dvc_command(
+    overrides: list[str], name: str | None, expected_tail: list[str]
+) -> None:
     cmd = dvc_command(overrides, name)
     assert Path(cmd[0]).name == "dvc"
     assert cmd[1:] == expected_tail

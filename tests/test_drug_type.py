@@ -8,7 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.heads.drug_type import DrugTypeHead, DrugTypeParams, Lexicon, binarize, decide, load_lexicon_terms
+from pipeline.heads.drug_type import (
+    DrugTypeHead,
+    DrugTypeParams,
+    Lexicon,
+    binarize,
+    decide,
+    load_lexicon_terms,
+)
 from pipeline.taxonomy import DRUG_TYPES
 from pipeline.text import fold_obfuscation
 

@@ -113,7 +113,9 @@ def test_champion_moves_only_when_better(pipeline_root: Path, monkeypatch: pytes
         result = export.run(params, paths, "sample")
         assert result["promoted"] is True
         client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-        assert str(client.get_model_version_by_alias("narcotag-tagger", "champion").version) == result["version"]
+        assert (
+            str(client.get_model_version_by_alias("narcotag-tagger", "champion").version) == result["version"]
+        )
     finally:
         summary_file.write_text(json.dumps(original))
 

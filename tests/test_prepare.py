@@ -53,7 +53,12 @@ def test_category_path_key_normalises_separators() -> None:
 
 @pytest.mark.parametrize(
     ("market", "key"),
-    [("AlphaBay (README calls it \"DNM\")", "alphabay"), ("Agora", "agora"), ("TorreZ", "torrez"), (None, "unknown")],
+    [
+        ('AlphaBay (README calls it "DNM")', "alphabay"),
+        ("Agora", "agora"),
+        ("TorreZ", "torrez"),
+        (None, "unknown"),
+    ],
 )
 def test_market_key(market: str | None, key: str) -> None:
     assert market_key(market) == key
@@ -115,7 +120,10 @@ def test_lomo_markets_need_enough_labels() -> None:
 def test_reviewed_labels_file(tmp_path: Path) -> None:
     path = tmp_path / "reviewed.jsonl"
     path.write_text(
-        json.dumps({"id": "a", "drug_types": ["mdma"]}) + "\n" + json.dumps({"id": "a", "drug_types": ["non_drug", "mdma"]}) + "\n"
+        json.dumps({"id": "a", "drug_types": ["mdma"]})
+        + "\n"
+        + json.dumps({"id": "a", "drug_types": ["non_drug", "mdma"]})
+        + "\n"
     )
     assert load_reviewed_labels(path) == {"a": ["mdma"]}  # latest decision wins; non_drug exclusive
     assert load_reviewed_labels(tmp_path / "absent.jsonl") == {}

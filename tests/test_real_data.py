@@ -32,12 +32,16 @@ def labelled(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
     markets = root.parent / "shared" / "data" / "markets"
     if not markets.is_dir():
         pytest.skip(f"shared corpus not found at {markets}: real-data test skipped")
-    specs = [SourceSpec(name=p, path=str(markets / f), adapter="tabular", preset=p) for f, p in MARKETS.items()]
+    specs = [
+        SourceSpec(name=p, path=str(markets / f), adapter="tabular", preset=p) for f, p in MARKETS.items()
+    ]
     result = clean_sources(specs, NearDupParams(), Paths(tmp_path_factory.mktemp("real")))
     frame = build_labelled(result.table.to_pandas(), PrepareParams(), reviewed={})
     frame = frame[frame["labels"].notna()]
     # a CI-sized subset, the same every run
-    return frame.groupby("market_key", group_keys=False).apply(lambda g: g.sample(min(len(g), 4000), random_state=0))
+    return frame.groupby("market_key", group_keys=False).apply(
+        lambda g: g.sample(min(len(g), 4000), random_state=0)
+    )
 
 
 @pytest.mark.shared
@@ -47,7 +51,8 @@ def test_cross_market_floor(labelled: pd.DataFrame) -> None:
     assert set(train_markets["market_key"]) == {"agora", "torrez"}
     params = replace(DrugTypeParams(), char_max_features=80_000, lexicon_weight=3.0)
     head = DrugTypeHead(params).fit(
-        train_markets[train_markets["split"] == "train"], val_records=train_markets[train_markets["split"] == "val"]
+        train_markets[train_markets["split"] == "train"],
+        val_records=train_markets[train_markets["split"] == "val"],
     )
     predicted = head.predict(test)["drug_types"]
     report = multilabel_report(binarize(list(test["labels"])), binarize(predicted))
