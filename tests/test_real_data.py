@@ -49,7 +49,7 @@ def test_cross_market_floor(labelled: pd.DataFrame) -> None:
     train_markets = labelled[labelled["market_key"] != "alphabay"]
     test = labelled[labelled["market_key"] == "alphabay"]
     assert set(train_markets["market_key"]) == {"agora", "torrez"}
-    params = replace(DrugTypeParams(), char_max_features=80_000, lexicon_weight=3.0)
+    params = replace(DrugTypeParams(), char_max_features=80_000)
     head = DrugTypeHead(params).fit(
         train_markets[train_markets["split"] == "train"],
         val_records=train_markets[train_markets["split"] == "val"],

@@ -48,6 +48,7 @@ class DrugTypeParams:
     min_df: int = 2
     lexicon_weight: float = 1.0
     class_weight: str | None = None  # None | "balanced"
+    max_iter: int = 300  # liblinear, dual form: features outnumber records, so the dual converges faster
     strong_floor: float = 0.7
     strong_veto_non_drug: float = 0.5
     threshold_grid_step: float = 0.05
@@ -205,7 +206,10 @@ class DrugTypeHead:
             ]
         )
         classifier = OneVsRestClassifier(
-            LogisticRegression(C=p.C, solver="liblinear", class_weight=p.class_weight), n_jobs=p.n_jobs
+            LogisticRegression(
+                C=p.C, solver="liblinear", dual=True, max_iter=p.max_iter, class_weight=p.class_weight
+            ),
+            n_jobs=p.n_jobs,
         )
         return Pipeline([("features", features), ("classifier", classifier)])
 
