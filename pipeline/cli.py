@@ -177,10 +177,51 @@ def _print_summary(summary: dict) -> None:  # type: ignore[type-arg]
 @app.command()
 def score(
     inputs: Annotated[
-        list[Path], typer.Argument(help="Scrapes to score: files or folders in any supported format.")
+        list[Path],
+        typer.Argument(
+            help="Scrapes to score: files or folders in any supported format (CSV, JSONL(.gz), Parquet, "
+            "HTML folders, Telegram result.json; a folder mixing them is split; a sample folder is read "
+            "as its manifest says)."
+        ),
     ],
-    out: Annotated[Path, typer.Option(help="Output JSONL of labelled records (contract section 6).")],
-    model: Annotated[Path, typer.Option(help="Folder of trained heads.")] = Path("models"),
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="Output DIR (chunk files + manifest + quarantine), or FILE.parquet|.jsonl|.csv "
+            "(assembled at the end; its chunks are kept in FILE.score/)."
+        ),
+    ],
+    model: Annotated[
+        str,
+        typer.Option(
+            help="models:/NAME@ALIAS or models:/NAME/VERSION (MLflow registry), or a folder of heads."
+        ),
+    ] = "models:/narcotag-tagger@champion",
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format", help="parquet | jsonl | csv (default: the FILE's suffix; parquet for a DIR)."
+        ),
+    ] = None,
+    report: Annotated[
+        bool, typer.Option("--report", help="Write a static HTML report of the batch.")
+    ] = False,
+    engine: Annotated[
+        str, typer.Option(help="local (streaming, resumable) | spark (mlflow spark_udf on Parquet input).")
+    ] = "local",
+    workers: Annotated[
+        int | None, typer.Option(help="Worker processes (default: params score.workers; 0 = all cores).")
+    ] = None,
+    chunk_size: Annotated[
+        int | None, typer.Option(help="Input items per chunk (default: params score.chunk_size).")
+    ] = None,
+    fresh: Annotated[
+        bool,
+        typer.Option("--fresh", help="Discard an earlier, different batch in --out instead of refusing."),
+    ] = False,
+    spark_master: Annotated[
+        str, typer.Option(help="Spark master for --engine spark (local[2] here; a cluster URL there).")
+    ] = "local[2]",
     adapter: Annotated[
         str | None, typer.Option(help="tabular | html | telegram (default: detected).")
     ] = None,
@@ -189,16 +230,33 @@ def score(
     ] = None,
     params_file: Annotated[Path, PARAMS_OPTION] = Path("params.yaml"),
 ) -> None:
-    """Clean and tag scrapes with the trained heads; writes labelled records as JSONL and a quarantine."""
-    from pipeline.score import score_paths
+    """Clean and tag scrapes with the trained model: labelled records (contract section 6), a quarantine
+    file, and with --report an HTML report. Re-run the same command after a crash to continue."""
+    from dataclasses import replace
 
-    report = score_paths(
-        inputs, out, model, _params(params_file).clean.near_dup, adapter=adapter, preset=preset
-    )
+    params = _params(params_file).score
+    if chunk_size is not None:
+        params = replace(params, chunk_size=chunk_size)
+    if engine == "spark":
+        from pipeline.spark import score_spark
+
+        result = score_spark(inputs, out, model, params=params, master=spark_master, report=report)
+    elif engine == "local":
+        from pipeline.score import score as score_batch
+
+        result = score_batch(
+            inputs, out, model, fmt=fmt, params=params, adapter=adapter, preset=preset, report=report,
+            workers=workers, fresh=fresh, log=console.print,
+        )  # fmt: skip
+    else:
+        raise typer.BadParameter("use local or spark", param_hint="--engine")
     console.print(
-        f"{report['read']} read = {report['scored']} scored + {report['quarantined']} quarantined "
-        f"-> [bold]{out}[/bold] (quarantine: {report['quarantine_file']})"
+        f"[green]{result['read']} read = {result['scored']} scored + {result['quarantined']} "
+        f"quarantined[/green] (accounting ok) with {result['model']['name']} "
+        f"version {result['model']['version']}"
     )
+    for what, where in result["outputs"].items():
+        console.print(f"  {what}: [bold]{where}[/bold]")
 
 
 @app.command()

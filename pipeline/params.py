@@ -12,6 +12,7 @@ from pipeline.evaluate import EvaluateParams
 from pipeline.export import ExportParams
 from pipeline.prepare import PrepareParams
 from pipeline.sample import SampleParams
+from pipeline.score import ScoreParams
 from pipeline.train import TrainParams
 
 
@@ -33,6 +34,7 @@ class Params:
     train: TrainParams = field(default_factory=TrainParams)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
     export: ExportParams = field(default_factory=ExportParams)
+    score: ScoreParams = field(default_factory=ScoreParams)
 
 
 def load_params(path: Path = Path("params.yaml"), overrides: dict | None = None) -> Params:
