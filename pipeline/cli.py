@@ -234,6 +234,7 @@ def score(
     file, and with --report an HTML report. Re-run the same command after a crash to continue."""
     from dataclasses import replace
 
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # our own progress bar only
     params = _params(params_file).score
     if chunk_size is not None:
         params = replace(params, chunk_size=chunk_size)
