@@ -21,9 +21,18 @@ EXPERIMENT = "narcotag"
 REGISTERED_MODEL = "narcotag-tagger"
 
 
+def project_root(paths: Paths) -> Path:
+    """The checkout that owns this run: for a ``dvc exp run --temp`` copy (``<repo>/.dvc/tmp/exps/...``)
+    the repository itself, so experiments land in the project's MLflow store, not in a deleted copy."""
+    root = paths.root.resolve()
+    if ".dvc" in root.parts:
+        return Path(*root.parts[: root.parts.index(".dvc")])
+    return root
+
+
 def tracking_uri(paths: Paths) -> str:
-    """MLFLOW_TRACKING_URI, or the project's sqlite store."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(paths.root / 'mlflow.db').resolve()}"
+    """MLFLOW_TRACKING_URI, or the project's sqlite store (``mlflow.db`` in the project root)."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{project_root(paths) / 'mlflow.db'}"
 
 
 def configure(paths: Paths, experiment: str = EXPERIMENT) -> str:
@@ -34,7 +43,7 @@ def configure(paths: Paths, experiment: str = EXPERIMENT) -> str:
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(os.environ.get("MLFLOW_REGISTRY_URI") or uri)
     if mlflow.get_experiment_by_name(experiment) is None:
-        artifacts = (paths.root / "mlartifacts").resolve()
+        artifacts = project_root(paths) / "mlartifacts"
         if uri.startswith("sqlite:///") and "MLFLOW_TRACKING_URI" in os.environ:
             artifacts = Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts"
         mlflow.create_experiment(experiment, artifact_location=artifacts.as_uri())

@@ -147,3 +147,43 @@ def test_tagged_sample_meets_contract(pipeline_root: Path, tmp_path: Path) -> No
         pytest.skip(f"{checker} not found: contract check skipped")
     result = subprocess.run([sys.executable, str(checker), str(out)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-2000:]
+
+
+def test_tagger_agrees_with_sample_truth(pipeline_root: Path) -> None:
+    """End to end on the sample: the tagged records against the generator's true labels (listings)."""
+    from pipeline.evaluate import quantity_equal
+    from pipeline.heads.drug_type import binarize
+    from pipeline.metrics import multilabel_report
+
+    records = pd.read_parquet(pipeline_root / "data/interim/records.parquet")
+    truth = {
+        json.loads(line)["id"]: json.loads(line)
+        for line in (pipeline_root / "data/raw/sample/truth.jsonl").read_text().splitlines()
+    }
+    listings = records[records["kind"] == "listing"]
+    tagged = Tagger.load(pipeline_root / "models").tag(listings)
+    gold = [truth[r["id"]] for r in tagged]
+    report = multilabel_report(
+        binarize([g["drug_types"] for g in gold]), binarize([r["drug_types"] for r in tagged])
+    )
+    quantity = sum(
+        quantity_equal(r["quantity"], g["quantity"]) for r, g in zip(tagged, gold, strict=True)
+    ) / len(gold)
+    origin = sum(
+        set(r["ships_from"]) == set(g["ships_from"]) for r, g in zip(tagged, gold, strict=True)
+    ) / len(gold)
+    hints = sum(
+        set(r["laundering_hints"]) == set(g["laundering_hints"]) for r, g in zip(tagged, gold, strict=True)
+    ) / len(gold)
+    print(
+        {
+            "drug_micro_f1": report["summary"]["micro_f1"],
+            "quantity": quantity,
+            "origin": origin,
+            "hints": hints,
+        }
+    )
+    assert report["summary"]["micro_f1"] >= 0.85
+    assert quantity >= 0.85
+    assert origin >= 0.85
+    assert hints >= 0.85
