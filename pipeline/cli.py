@@ -10,9 +10,11 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
 
 from pipeline.config import Paths
 
@@ -279,6 +281,212 @@ def summary() -> None:
     console.print(
         "metrics: reports/metrics.md   MLflow UI: .venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db"
     )
+
+
+# --- review: analysts check and correct labelled output (pipeline/review) ------------------------------
+
+
+class _ReviewGroup(TyperGroup):
+    """`narcotag review SCORED ...` serves the app; `narcotag review export|agreement|...` are subcommands."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["serve", *args]
+        return super().parse_args(ctx, args)
+
+
+review_app = typer.Typer(
+    cls=_ReviewGroup,
+    no_args_is_help=True,
+    help=(
+        "Review a scored batch in a local web app (`narcotag review SCORED`), then export the decisions "
+        "to data/labels/reviewed.jsonl for `prepare`, measure agreement, or go through Label Studio / a "
+        "Hugging Face dataset. See docs/review.md."
+    ),
+)
+app.add_typer(review_app, name="review")
+REVIEW_DB_OPTION = typer.Option("--db", help="The review database (SQLite, WAL mode; decisions append-only).")
+
+
+def _default_reviewer() -> str:
+    import getpass
+    import re
+
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):
+        return "analyst"
+    return name if re.fullmatch(r"[\w.@ -]{1,64}", name) else "analyst"
+
+
+@review_app.command("serve")
+def review_serve(
+    scored: Annotated[
+        Path,
+        typer.Argument(help="Scored batch: labelled records as .jsonl(.gz)/.parquet, or a score output DIR."),
+    ],
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    host: Annotated[
+        str, typer.Option(help="Address to bind; anything but loopback requires --token.")
+    ] = "127.0.0.1",
+    db: Annotated[Path, REVIEW_DB_OPTION] = Path("data/labels/review.db"),
+    reviewer: Annotated[
+        str | None, typer.Option(help="Default reviewer name (each browser can set its own).")
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="NARCOTAG_REVIEW_TOKEN",
+            help="Token every request must carry (required off loopback); or env NARCOTAG_REVIEW_TOKEN.",
+        ),
+    ] = None,
+    records: Annotated[
+        Path | None,
+        typer.Option(help="Cleaned records to take text/date/price from when the batch lacks them."),
+    ] = None,
+    blind_sample: Annotated[
+        float | None,
+        typer.Option(help="Fraction of records a second reviewer reviews blind (e.g. 0.1); for agreement."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the blind sample.")] = 0,
+) -> None:
+    """Serve the review app over SCORED: queue lowest confidence first, highlighted evidence, keyboard
+    review (j/k, a, 1-9, u). Decisions go to --db; `narcotag review export` writes reviewed.jsonl."""
+    from pipeline.review.app import create_app, is_loopback, serve
+    from pipeline.review.batch import BatchError
+    from pipeline.review.storage import ReviewError, open_review
+
+    if not is_loopback(host) and not token:
+        raise typer.BadParameter(
+            f"binding to {host} needs --token (every request must carry it)", param_hint="--token"
+        )
+    try:
+        store, batch, counts = open_review(scored, db, records, blind_sample, seed)
+    except (BatchError, ReviewError) as e:
+        console.print(f"[red]{e}[/red]")
+        raise typer.Exit(2) from e
+    for note in batch.notes:
+        console.print(f"[yellow]{note}[/yellow]")
+    flask_app = create_app(
+        store, batch.name, reviewer=reviewer or _default_reviewer(), host=host, token=token
+    )
+    shown = f"[{host}]" if ":" in host else host
+    console.print(
+        f"[green]{counts['records']} records[/green] from {scored} in {db} "
+        f"({counts['blind']} in the blind sample); search: {'FTS5' if store.fts else 'substring'}"
+    )
+    console.print(
+        f"review at [bold]http://{shown}:{port}/[/bold]"
+        + (" (open it once with ?token=... or send Authorization: Bearer)" if token else "")
+        + "  - Ctrl+C to stop"
+    )
+    serve(flask_app, host, port)
+
+
+@review_app.command("export")
+def review_export(
+    db: Annotated[Path, REVIEW_DB_OPTION] = Path("data/labels/review.db"),
+    out: Annotated[Path, typer.Option(help="Reviewed labels (JSONL) that `prepare` merges.")] = Path(
+        "data/labels/reviewed.jsonl"
+    ),
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace OUT instead of merging into it.")
+    ] = False,
+) -> None:
+    """Write the latest decision per record as JSONL (id, drug_types, quantity, ships_from, ships_to,
+    laundering_hints, reviewer, reviewed_at, model_version, ...), merged into OUT by default."""
+    from pipeline.review.export import export_reviewed
+    from pipeline.review.storage import ReviewStore
+
+    counts = export_reviewed(ReviewStore(db), out, merge=not overwrite)
+    console.print(
+        f"[green]{counts['exported']} reviewed record(s)[/green] ({counts['corrections']} corrected) + "
+        f"{counts['kept']} kept from the file -> [bold]{out}[/bold] ({counts['written']} lines); "
+        "`narcotag train` (dvc repro) retrains with them"
+    )
+
+
+@review_app.command("agreement")
+def review_agreement(
+    db: Annotated[Path, REVIEW_DB_OPTION] = Path("data/labels/review.db"),
+    out: Annotated[Path, typer.Option(help="Report (.md; a .json goes beside it).")] = Path(
+        "reports/review/agreement.md"
+    ),
+) -> None:
+    """Cohen's kappa per head (drug types and hints per code, origin) over the blind double reviews."""
+    from pipeline.review.agreement import write_agreement
+    from pipeline.review.storage import ReviewStore
+
+    report = write_agreement(ReviewStore(db), out)
+    table = Table(title=f"review agreement: {report['pairs']} double-reviewed record(s)")
+    for column in ("head", "code", "kappa", "agreement"):
+        table.add_column(column, justify="right" if column in ("kappa", "agreement") else "left")
+
+    def cell(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
+    heads = report["heads"]
+    for head in ("drug_types", "laundering_hints"):
+        table.add_row(
+            head, "(whole set)", cell(heads[head]["set"]["kappa"]), cell(heads[head]["set"]["agreement"])
+        )
+        for code, v in heads[head]["per_code"].items():
+            if v["positives"] != [0, 0]:
+                table.add_row(head, code, cell(v["kappa"]), cell(v["agreement"]))
+    for head in ("ships_from", "ships_to"):
+        table.add_row(head, "(codes)", cell(heads[head]["kappa"]), cell(heads[head]["agreement"]))
+    console.print(table)
+    console.print(f"report -> [bold]{out.with_suffix('.md')}[/bold] and {out.with_suffix('.json')}")
+
+
+@review_app.command("labelstudio-export")
+def review_labelstudio_export(
+    out: Annotated[Path, typer.Option(help="Label Studio tasks (JSON); the label config goes beside it.")],
+    db: Annotated[Path, REVIEW_DB_OPTION] = Path("data/labels/review.db"),
+    batch: Annotated[
+        str | None, typer.Option(help="Only this batch (default: every record in --db).")
+    ] = None,
+    annotations: Annotated[
+        bool, typer.Option("--annotations", help="Send the decisions in force along as annotations.")
+    ] = False,
+) -> None:
+    """Export records as Label Studio tasks with the model's predictions (and evidence spans)."""
+    from pipeline.review.labelstudio import export_tasks
+    from pipeline.review.storage import ReviewStore
+
+    counts = export_tasks(ReviewStore(db), out, batch=batch, annotations=annotations)
+    console.print(
+        f"[green]{counts['tasks']} task(s)[/green] -> [bold]{out}[/bold]; labelling config -> "
+        f"{out.with_name(out.stem + '.label_config.xml')}"
+    )
+
+
+@review_app.command("labelstudio-import")
+def review_labelstudio_import(
+    tasks: Annotated[Path, typer.Argument(help="A Label Studio JSON export of the tasks.")],
+    db: Annotated[Path, REVIEW_DB_OPTION] = Path("data/labels/review.db"),
+) -> None:
+    """Append Label Studio annotations to the review log as decisions (source label-studio)."""
+    from pipeline.review.labelstudio import import_tasks
+    from pipeline.review.storage import ReviewStore
+
+    result = import_tasks(ReviewStore(db), tasks)
+    console.print(f"[green]{result['imported']} annotation(s) imported[/green], {result['skipped']} skipped")
+    for reason in result["reasons"]:
+        console.print(f"  skipped: {reason}")
+
+
+@review_app.command("hf-export")
+def review_hf_export(
+    out: Annotated[Path, typer.Option(help="Folder to save the `datasets` dataset to (load_from_disk).")],
+    db: Annotated[Path, REVIEW_DB_OPTION] = Path("data/labels/review.db"),
+) -> None:
+    """Save the reviewed records (text + reviewed labels) as a Hugging Face `datasets` dataset."""
+    from pipeline.review.export import export_hf_dataset
+    from pipeline.review.storage import ReviewStore
+
+    counts = export_hf_dataset(ReviewStore(db), out)
+    console.print(f"[green]{counts['rows']} reviewed record(s)[/green] -> [bold]{out}[/bold]")
 
 
 if __name__ == "__main__":
