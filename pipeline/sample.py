@@ -922,15 +922,20 @@ def build_ad(world: World, profile: dict[str, Any], ident: Identity, offer: bool
     tpl = world.tpl
     lang = profile["lang"]
     phr = tpl["ads"][lang]
+    extra = tpl.get("ads_extra", {}).get(lang, {})
     labels = Labels()
     filler = Filler(ident, rng, labels)
+    specialty = profile["specialty"]
     if not offer:
         category = _pick(rng, {"rules": 20, "harm": 18, "news": 15, "buyer": 20, "scam": 10, "chat": 17})
-        entry = rng.choice(phr["nonoffer"][category])
+        entry = rng.choice(phr["nonoffer"][category] + extra.get("nonoffer", {}).get(category, []))
         labels.is_offer = False
-        return Ad(filler.fill(entry["text"], hints=entry.get("hints", [])), None, labels, category)
+        values = _nonoffer_values(world, profile, rng.sample(specialty, 2))
+        text = filler.fill(entry["text"], values, hints=entry.get("hints", []))
+        return Ad(text, None, labels, category)
+    if extra.get("bare") and rng.random() < 0.12:  # an offer without amounts or prices
+        return _bare_offer(world, profile, filler, labels, extra["bare"])
 
-    specialty = profile["specialty"]
     keys = rng.sample(specialty, 1 if rng.random() < 0.25 else rng.randint(2, min(5, len(specialty))))
     if len(keys) > 1 and rng.random() < 0.1:  # now and then something outside the channel's usual range
         extra = rng.choice(tpl["ad_extras"])
@@ -1002,6 +1007,51 @@ def build_ad(world: World, profile: dict[str, Any], ident: Identity, offer: bool
         tags = " ".join("#" + tpl["hashtags"][world.products[it[2]]["codes"][0]] for it in items[:3])
         lines.append(filler.fill(rng.choice(phr["footer"]), {"hashtags": tags}))
     return Ad("\n".join(lines), header, labels, "offer")
+
+
+def _local_name(world: World, key: str, lang: str, mid_sentence: bool = False) -> str:
+    """A product's name as written in ``lang`` (lower-cased inside a sentence, German nouns not)."""
+    prod = world.products[key]
+    name = str(world.rng.choice((prod.get("local") or {}).get(lang) or prod["names"]))
+    first = name.split()[0]
+    if mid_sentence and lang != "de" and not (first.isupper() or any(c.isdigit() for c in first)):
+        name = name[0].lower() + name[1:]
+    return name
+
+
+def _nonoffer_values(world: World, profile: dict[str, Any], keys: list[str]) -> dict[str, str]:
+    """Placeholder values of a non-offer message: drug names, amounts and a city that offer nothing."""
+    rng = world.rng
+    lang = profile["lang"]
+    city = rng.choice(profile["cities"])
+    city = city if isinstance(city, dict) else {"nom": city}
+    return {
+        "drug": _local_name(world, keys[0], lang, mid_sentence=True),
+        "drug2": _local_name(world, keys[1], lang, mid_sentence=True),
+        "n": str(rng.choice([1, 2, 3, 5, 10])),
+        "big": str(rng.choice([40, 120, 300, 800, 1500])),
+        "city": city["nom"],
+        "city_loc": city.get("loc", city["nom"]),
+    }
+
+
+def _bare_offer(
+    world: World, profile: dict[str, Any], filler: Filler, labels: Labels, templates: list[str]
+) -> Ad:
+    """An offer naming one or two products without amounts or prices; its quantity is null."""
+    rng = world.rng
+    lang = profile["lang"]
+    phr = world.tpl["ads"][lang]
+    keys = rng.sample(profile["specialty"], 2)
+    values = {"name": _local_name(world, keys[0], lang), "name2": _local_name(world, keys[1], lang)}
+    template = rng.choice(templates)
+    used = keys if "{name2}" in template else keys[:1]
+    labels.drug_types = sorted({c for k in used for c in world.products[k]["codes"]})
+    lines = [filler.fill(template, values)]
+    if rng.random() < 0.5:
+        lines.append(rng.choice(phr["delivery"]))
+    lines.append(filler.fill(rng.choice(phr["contact"])))
+    return Ad("\n".join(lines), None, labels, "offer")
 
 
 _ENTITY_RE = re.compile(
