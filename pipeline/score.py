@@ -115,23 +115,28 @@ class ScoreParams:
 
 @dataclass(frozen=True)
 class ModelRef:
-    """A resolved model: the folder of trained heads and the name/version written into every record."""
+    """A resolved model: the folder of trained heads and the name/version written into every record.
+
+    ``location`` is the logged MLflow model's artifact URI (None for a plain folder of heads).
+    """
 
     uri: str
     models_dir: Path
     name: str
     version: str
+    location: str | None = None
 
 
 def parse_models_uri(uri: str) -> tuple[str, str | None, str | None]:
-    """``models:/name@alias`` -> (name, None, alias); ``models:/name/3`` -> (name, "3", None)."""
+    """``models:/name@alias`` -> (name, None, alias); ``models:/name/3`` -> (name, "3", None);
+    ``models:/m-<id>`` (a logged model, no registry) -> (id, None, None)."""
     rest = uri.removeprefix("models:/").strip("/")
     if "@" in rest:
         name, alias = rest.rsplit("@", 1)
         return name, None, alias
     name, _, version = rest.rpartition("/")
     if not name:
-        return rest, None, None  # a logged model id (models:/m-...) with no registry version
+        return rest, None, None
     return name, version, None
 
 
@@ -139,8 +144,9 @@ def resolve_model(model: str | Path, paths: Paths | None = None) -> ModelRef:
     """Resolve ``--model``: a ``models:/`` URI through the MLflow registry, or a folder of trained heads.
 
     The registry is the one of ``MLFLOW_TRACKING_URI`` (``MLFLOW_REGISTRY_URI``), by default the project's
-    ``sqlite:///<cwd>/mlflow.db``. The logged model's ``models`` artifact folder is loaded (downloaded
-    first when the store is remote) and the registry version becomes the records' model version.
+    ``sqlite:///<cwd>/mlflow.db``. The logged model's ``models`` artifact folder is loaded (read in place
+    from a local store, downloaded from a remote one) and the registry version becomes the records' model
+    version. MLflow's global tracking settings are left as they are.
     """
     text = str(model)
     if not text.startswith("models:/"):
@@ -150,18 +156,17 @@ def resolve_model(model: str | Path, paths: Paths | None = None) -> ModelRef:
         return ModelRef(text, folder.resolve(), MODEL_NAME, models_fingerprint(folder))
 
     import mlflow
+    import yaml
     from mlflow import MlflowClient
 
     from pipeline import tracking
 
-    paths = paths or Paths()
-    tracking_uri = tracking.tracking_uri(paths)
+    tracking_uri = tracking.tracking_uri(paths or Paths())
     registry_uri = os.environ.get("MLFLOW_REGISTRY_URI") or tracking_uri
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(registry_uri)
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
     name, version, alias = parse_models_uri(text)
+    model_id = name
     if alias is not None or version is not None:
-        client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
         try:
             found = (
                 client.get_model_version_by_alias(name, alias)
@@ -174,16 +179,27 @@ def resolve_model(model: str | Path, paths: Paths | None = None) -> ModelRef:
                 "Run `narcotag train` (dvc repro registers the model), or pass --model models/ (a folder)."
             ) from e
         version = str(found.version)
-    mlmodel = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"{text}/MLmodel"))
-    import yaml
-
+        model_id = getattr(found, "model_id", None) or str(found.source).removeprefix("models:/")
+    try:
+        location = client.get_logged_model(model_id).artifact_location
+    except Exception:  # noqa: BLE001 - an older registry entry points at a run's artifacts instead
+        location = client.get_model_version_download_uri(name, str(version))
+    mlmodel = Path(
+        mlflow.artifacts.download_artifacts(
+            artifact_uri=f"{location}/MLmodel", tracking_uri=tracking_uri, registry_uri=registry_uri
+        )
+    )
     meta = yaml.safe_load(mlmodel.read_text())
     artifacts = meta.get("flavors", {}).get("python_function", {}).get("artifacts", {})
     relative = artifacts.get("models", {}).get("path", "artifacts/models")
     local = mlmodel.parent / relative
     if not local.is_dir():  # a remote store: download the heads (a local store is read in place)
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"{text}/{relative}"))
-    return ModelRef(text, local.resolve(), name, version or str(meta.get("model_id") or "unversioned"))
+        local = Path(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=f"{location}/{relative}", tracking_uri=tracking_uri, registry_uri=registry_uri
+            )
+        )
+    return ModelRef(text, local.resolve(), name, version or model_id, location)
 
 
 # --- inputs ------------------------------------------------------------------------------------------
@@ -407,8 +423,6 @@ def price_analytics(
         if usd > 0 and units:
             per_unit = round(usd / float(units), 4)
     return {
-        "price": None if price is None or not math.isfinite(price) else float(price),
-        "currency": currency,
         "price_usd": usd,
         "usd_per_gram": per_gram,
         "usd_per_unit": per_unit,
@@ -456,6 +470,7 @@ LABELLED_SCHEMA = pa.schema(
         ("market", _S),
         ("vendor", _S),
         ("lang", _S),
+        ("posted_at", _S),
         ("drug_types", pa.list_(_S)),
         ("drug_type_scores", _struct((c, _F) for c in DRUG_TYPES)),
         ("quantity", _struct((q, _F) for q in QUANTITY_FIELDS)),
@@ -475,12 +490,12 @@ LABELLED_SCHEMA = pa.schema(
         ("provenance", _struct([("file", _S), ("locator", _S), ("adapter", _S)])),
         ("title", _S),
         ("text", _S),
+        ("price", _F),
+        ("currency", _S),
         (
             "analytics",
             _struct(
                 [
-                    ("price", _F),
-                    ("currency", _S),
                     ("price_usd", _F),
                     ("usd_per_gram", _F),
                     ("usd_per_unit", _F),
@@ -519,17 +534,24 @@ def check_fields(records: list[dict[str, Any]]) -> None:
 
 
 def labelled_records(tagger: Tagger, frame: Any, params: ScoreParams) -> list[dict[str, Any]]:
-    """Tag cleaned records and add what scoring adds: the text the spans index into, the title and the
-    price analytics."""
+    """Tag cleaned records and add what scoring adds: the text the spans index into, title, date, price
+    and the price analytics."""
     records = tagger.tag(frame)
-    titles = frame["title"].tolist()
-    texts = frame["text"].tolist()
-    prices = frame["price"].tolist()
-    currencies = frame["currency"].tolist()
-    for record, title, text, price, currency in zip(records, titles, texts, prices, currencies, strict=True):
+    columns = zip(
+        frame["title"].tolist(),
+        frame["text"].tolist(),
+        frame["posted_at"].tolist(),
+        frame["price"].tolist(),
+        frame["currency"].tolist(),
+        strict=True,
+    )
+    for record, (title, text, posted_at, price, currency) in zip(records, columns, strict=True):
+        price = None if price is None or price != price else float(price)  # NaN from pandas is "absent"
+        record["posted_at"] = posted_at
         record["title"] = title
         record["text"] = text
-        price = None if price is None or price != price else price  # NaN from pandas is "absent"
+        record["price"] = price
+        record["currency"] = currency
         record["analytics"] = price_analytics(price, currency, record["quantity"], params)
     return records
 
@@ -1095,6 +1117,6 @@ def read_labelled(path: Path) -> Iterator[dict[str, Any]]:
 
 
 def _from_csv(value: str) -> Any:
-    if value[:1] in "[{":
+    if value[:1] and value[:1] in "[{":
         return json.loads(value)
     return value if value != "" else None

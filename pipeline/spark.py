@@ -26,6 +26,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,9 @@ from pipeline.score import (
 
 #: The Spark output: the labelled-record schema without the free text (the pyfunc does not return the
 #: cleaned text), plus the pyfunc's ``status`` and ``reason``.
-SPARK_FIELDS: tuple[str, ...] = tuple(n for n in LABELLED_SCHEMA.names if n not in ("title", "text"))
+SPARK_FIELDS: tuple[str, ...] = tuple(
+    n for n in LABELLED_SCHEMA.names if n not in ("title", "text", "posted_at")
+)
 SPARK_ARROW_SCHEMA = pa.schema(
     [pa.field("status", pa.string()), pa.field("reason", pa.string())]
     + [LABELLED_SCHEMA.field(n) for n in SPARK_FIELDS]
@@ -162,6 +165,7 @@ class SparkRecords(PythonModel):
                 currency = (
                     currency.strip().upper() if isinstance(currency, str) and currency.strip() else None
                 )
+                record["price"], record["currency"] = price, currency
                 record["analytics"] = price_analytics(price, currency, record["quantity"], self.params)
                 # the registered model reports its content hash; records carry the registry version
                 record["model"] = self.model_id
@@ -177,7 +181,7 @@ def build_spark_model(model_uri: str, name: str, version: str, params: ScorePara
     """Save the :class:`SparkRecords` wrapper (with the registered model inside) at ``path``."""
     import mlflow
 
-    from pipeline.export import pip_requirements, signature
+    from pipeline.export import input_example, pip_requirements, signature
 
     mlflow.pyfunc.save_model(
         path=str(path),
@@ -185,6 +189,7 @@ def build_spark_model(model_uri: str, name: str, version: str, params: ScorePara
         artifacts={"tagger": model_uri},
         code_paths=[str(Path(__file__).parent)],
         signature=signature(),
+        input_example=input_example(),
         pip_requirements=pip_requirements(),
         model_config={
             "model_name": name,
@@ -242,7 +247,7 @@ def score_spark(
         raise ValueError(f"--engine spark reads Parquet (generic listing format): {bad}; use --engine local")
     if str(model).startswith("models:/"):
         ref = resolve_model(model, paths)
-        name, version, uri = ref.name, ref.version, str(model)
+        name, version, uri = ref.name, ref.version, str(ref.location)
     else:  # a saved pyfunc folder
         uri, name, version = str(Path(model).resolve()), "narcotag-tagger", Path(model).name
     own_session = spark is None
@@ -259,17 +264,14 @@ def score_spark(
                 (F.col(c) if c in present else F.lit(None)).cast(t).alias(c) for c, t in INPUT_COLUMNS.items()
             ]
             frame = frame.select(*columns)
-            read = frame.count()
             scored = frame.select(udf(F.struct(*INPUT_COLUMNS)).alias("r")).select("r.record.*")
             records = out / "records"
             scored.write.mode("overwrite").partitionBy("status").parquet(str(records))
-        by_status = {
-            row["status"]: row["count"]
-            for row in spark.read.parquet(str(records)).groupBy("status").count().collect()
-        }
     finally:
         if own_session:
             spark.stop()
+    read = parquet_rows(Path(f) for f in files)  # from the footers: no Spark job needed
+    by_status = {p.name.removeprefix("status="): parquet_rows([p]) for p in records.glob("status=*")}
     ok, quarantined = by_status.get("ok", 0), by_status.get("quarantined", 0)
     if ok + quarantined != read or set(by_status) - {"ok", "quarantined"}:
         from pipeline.clean import AccountingError
@@ -291,6 +293,15 @@ def score_spark(
         summary["outputs"]["report"] = str(write_spark_report(out, summary, params))
         _write_json(out / "summary.json", summary)
     return summary
+
+
+def parquet_rows(paths: Iterable[Path]) -> int:
+    """Rows in Parquet files or folders of them, read from the file footers."""
+    total = 0
+    for path in paths:
+        files = [path] if path.is_file() else sorted(path.rglob("*.parquet"))
+        total += sum(pq.ParquetFile(f).metadata.num_rows for f in files if not f.name.startswith((".", "_")))
+    return total
 
 
 def write_spark_report(

@@ -1,0 +1,216 @@
+"""narcotag score: contract output on the sample, ids, every input format, resume after kill -9,
+idempotence, duplicate ids across chunks, parallel = serial, price analytics."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+pytest.register_assert_rewrite("score_fixtures")
+
+from score_fixtures import MODEL_URI, REPO, check_labelled, every_format, generic_rows, small_params  # noqa: E402
+
+from pipeline.clean import AccountingError  # noqa: E402
+from pipeline.score import (  # noqa: E402
+    BatchMismatch,
+    SchemaDrift,
+    ScoreParams,
+    check_fields,
+    price_analytics,
+    read_labelled,
+    score,
+)
+
+pytest_plugins = ["score_fixtures"]  # fixtures: tiny_project, registry
+
+
+def test_sample_scored_to_contract_with_training_accounting(registry, tmp_path):
+    """The sample folder is read as training reads it: same per-source counts as the clean stage, ids of
+    the cleaned records, registry version in every record, contract-valid JSONL."""
+    out = tmp_path / "labelled.jsonl"
+    summary = score([registry.sample], out, MODEL_URI, params=small_params())
+    clean_report = json.loads((registry.root / "data/interim/clean_report.json").read_text())
+    assert summary["accounting_ok"] and summary["read"] == summary["scored"] + summary["quarantined"]
+    assert summary["read"] == clean_report["totals"]["read"]
+    assert summary["scored"] == clean_report["totals"]["kept"]
+    for name, source in clean_report["sources"].items():
+        assert summary["sources"][name]["read"] == source["read"], name
+        assert summary["sources"][name]["scored"] == source["kept"], name
+    records = list(read_labelled(out))
+    cleaned = pd.read_parquet(registry.root / "data/interim/records.parquet", columns=["id"])
+    assert sorted(r["id"] for r in records) == sorted(cleaned["id"])  # the cleaned records' ids, unchanged
+    assert {r["model"]["version"] for r in records} == {"1"}
+    assert all(r["text"] and r["provenance"]["file"] for r in records)
+    assert summary["outputs"]["quarantine"] == str(tmp_path / "labelled.quarantine.jsonl")
+    quarantine = _jsonl(Path(summary["outputs"]["quarantine"]))
+    assert len(quarantine) == summary["quarantined"]
+    assert all(q["reason"] and q["provenance"]["file"] for q in quarantine)
+    checked = check_labelled(out)
+    assert checked is None or f"{summary['scored']} records, 0 break the contract" in checked
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_dir_and_file_formats_pass_the_contract(tiny_project, tmp_path, fmt):
+    out = tmp_path / f"labelled.{fmt}"
+    summary = score([tiny_project.sample / "listings.jsonl"], out, tiny_project.models, params=small_params())
+    assert summary["scored"] > 40
+    checked = check_labelled(out)
+    assert checked is None or "0 break the contract, 0 duplicate ids" in checked
+    given = {row["id"] for row in generic_rows(tiny_project.sample)}
+    assert {r["id"] for r in read_labelled(out)} <= given
+
+
+def test_every_input_format(tiny_project, tmp_path):
+    """HTML folder, CSV, JSONL, Parquet and a Telegram result.json: each scored, ids passed through."""
+    inputs = every_format(tiny_project.sample, tmp_path / "in")
+    for kind, path in inputs.items():
+        out = tmp_path / f"out-{kind}"
+        summary = score([path], out, tiny_project.models, params=small_params())
+        records = list(read_labelled(out))
+        assert summary["read"] == summary["scored"] + summary["quarantined"], kind
+        assert len(records) == summary["scored"] > 0, kind
+        assert all(r["drug_types"] and r["provenance"]["adapter"] for r in records), kind
+        if kind in ("jsonl", "parquet"):
+            given = {row["id"] for row in generic_rows(tiny_project.sample)}
+            assert {r["id"] for r in records} <= given, kind
+        if kind == "telegram":
+            assert all(r["id"].startswith("tg:") and r["kind"] == "ad" for r in records)
+    # the whole folder at once: split by kind, every source accounted for
+    summary = score([tmp_path / "in"], tmp_path / "out-all", tiny_project.models, params=small_params())
+    assert len(summary["sources"]) == len(inputs)
+
+
+def _jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _manifest_chunks(out: Path) -> int:
+    try:
+        return len(json.loads((out / "manifest.json").read_text())["chunks"])
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def test_resume_after_kill_9(registry, tmp_path):
+    """Kill the scoring process (and its workers) with SIGKILL once some chunks exist; the same command
+    then finishes the batch: record count and content equal an uninterrupted run, no duplicates."""
+    inputs = [registry.sample / "listings.jsonl", registry.sample / "agora_export.csv"]
+    reference = score(inputs, tmp_path / "ref", MODEL_URI, fmt="jsonl", params=small_params(chunk_size=25))
+    out = tmp_path / "killed"
+    command = [
+        sys.executable, "-m", "pipeline.cli", "score", *map(str, inputs), "--out", str(out),
+        "--format", "jsonl", "--model", MODEL_URI, "--chunk-size", "25", "--workers", "2",
+        "--params", str(REPO / "params.yaml"),
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen(command, cwd=tmp_path, env=env, start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while _manifest_chunks(out) < 3 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    done_at_kill = _manifest_chunks(out)
+    assert 3 <= done_at_kill < reference["chunks"], "the run was not killed mid-way"
+    assert not (out / "summary.json").exists()
+
+    rerun = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "resuming" in rerun.stderr and "accounting ok" in rerun.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["read"], summary["scored"], summary["quarantined"]) == (
+        reference["read"], reference["scored"], reference["quarantined"],
+    )  # fmt: skip
+    killed = [r for part in sorted((out / "parts").glob("part-*")) for r in _jsonl(part)]
+    expected = list(read_labelled(tmp_path / "ref"))
+    assert len({r["id"] for r in killed}) == len(killed) == len(expected)
+    assert killed == expected
+    assert (out / "quarantine.jsonl").read_text() == (tmp_path / "ref" / "quarantine.jsonl").read_text()
+
+
+def test_rerun_is_a_no_op_and_other_settings_are_refused(tiny_project, tmp_path):
+    inputs = [tiny_project.sample / "listings.jsonl"]
+    out = tmp_path / "batch"
+    first = score(inputs, out, tiny_project.models, params=small_params(chunk_size=100))
+    parts = {p.name: p.stat().st_mtime_ns for p in (out / "parts").iterdir()}
+    again = score(inputs, out, tiny_project.models, params=small_params(chunk_size=100))
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "parts").iterdir()} == parts  # nothing rescored
+    assert (again["read"], again["scored"]) == (first["read"], first["scored"])
+    with pytest.raises(BatchMismatch, match="chunk_size"):
+        score(inputs, out, tiny_project.models, params=small_params(chunk_size=50))
+    fresh = score(inputs, out, tiny_project.models, params=small_params(chunk_size=50), fresh=True)
+    assert fresh["chunks"] > first["chunks"] and fresh["scored"] == first["scored"]
+
+
+def test_duplicate_ids_across_chunks_are_quarantined(tiny_project, tmp_path):
+    rows = generic_rows(tiny_project.sample, limit=30)
+    data = tmp_path / "dups.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows + rows[:5]))
+    summary = score([data], tmp_path / "out", tiny_project.models, params=small_params(chunk_size=10))
+    records = list(read_labelled(tmp_path / "out"))
+    assert len({r["id"] for r in records}) == len(records)
+    reasons = [q["reason"] for q in _jsonl(tmp_path / "out" / "quarantine.jsonl")]
+    assert reasons.count("duplicate_id") == 5
+    assert summary["read"] == 35 == summary["scored"] + summary["quarantined"]
+
+
+def test_two_workers_give_the_serial_output(tiny_project, tmp_path):
+    inputs = [tiny_project.sample / "listings.jsonl"]
+    score(inputs, tmp_path / "serial.jsonl", tiny_project.models, params=small_params(chunk_size=60))
+    score(inputs, tmp_path / "pool.jsonl", tiny_project.models, params=small_params(chunk_size=60), workers=2)
+    assert (tmp_path / "serial.jsonl").read_text() == (tmp_path / "pool.jsonl").read_text()
+
+
+def test_price_analytics_per_gram_and_unit():
+    params = ScoreParams(rates_date="2025-01-01", usd_rates={"USD": 1.0, "EUR": 1.1})
+    grams = price_analytics(55.0, "EUR", {"total_grams": 5, "units": None}, params)
+    assert grams == {
+        "price_usd": 60.5,
+        "usd_per_gram": 12.1,
+        "usd_per_unit": None,
+        "rates_date": "2025-01-01",
+    }
+    units = price_analytics(100.0, "usd", {"total_grams": None, "units": 50}, params)
+    assert units["usd_per_unit"] == 2.0 and units["usd_per_gram"] is None
+    unknown = price_analytics(1.0, "XYZ", {"total_grams": 1, "units": None}, params)
+    assert unknown["price_usd"] is None and unknown["usd_per_gram"] is None
+    free = price_analytics(0.0, "USD", {"total_grams": 1, "units": None}, params)
+    assert free["price_usd"] == 0.0 and free["usd_per_gram"] is None
+
+
+def test_parquet_refuses_to_drop_an_unknown_field(tiny_project, tmp_path):
+    score([tiny_project.sample / "listings.jsonl"], tmp_path / "o.jsonl", tiny_project.models,
+          params=small_params())  # fmt: skip
+    record = next(read_labelled(tmp_path / "o.jsonl"))
+    check_fields([record])
+    record["quantities"] = [{"text": "5g", "start": 0, "end": 2, "new_key": 1}]
+    with pytest.raises(SchemaDrift, match="new_key"):
+        check_fields([record])
+
+
+def test_accounting_error_is_raised_not_ignored(tiny_project, tmp_path, monkeypatch):
+    from pipeline import score as score_module
+
+    original = score_module.score_chunk
+
+    def lossy(task, tagger=None):
+        result = original(task, tagger)
+        result["sources"] = {k: {**v, "kept": v["kept"] - 1} for k, v in result["sources"].items()}
+        return result
+
+    monkeypatch.setattr(score_module, "score_chunk", lossy)
+    with pytest.raises(AccountingError):
+        score(
+            [tiny_project.sample / "listings.jsonl"],
+            tmp_path / "o",
+            tiny_project.models,
+            params=small_params(),
+        )
