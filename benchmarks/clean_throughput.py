@@ -19,11 +19,11 @@ REPO = Path(__file__).resolve().parents[1]
 MARKETS = REPO.parent / "shared" / "data" / "markets"
 FILES = {
     "agora_2014_listings.jsonl.gz": "agora_2014",
-    "agora_2014_snapshots.jsonl.gz": "agora_2014",
+    "agora_2014_snapshots.jsonl.gz": "agora_2014_snapshots",
     "agora_2014_vendorpages.jsonl.gz": "agora_2014_vendorpages",
     "alphabay_2017_listings.jsonl.gz": "alphabay_2017",
     "torrez_2021_2022_listings.jsonl.gz": "torrez_2021_2022",
-    "torrez_2021_2022_snapshots.jsonl.gz": "torrez_2021_2022",
+    "torrez_2021_2022_snapshots.jsonl.gz": "torrez_2021_2022_snapshots",
     "onion_pages_2017.jsonl.gz": "onion_pages",
     "spam_ads.jsonl.gz": "spam_ads",
 }

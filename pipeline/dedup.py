@@ -33,7 +33,11 @@ def dedup_key(text: str) -> str:
     return _NON_WORD.sub(" ", text.lower()).strip()
 
 
+_SHINGLE_CHARS = 2000  # a page-long text is judged by its start: shingling all of it costs, and adds little
+
+
 def _shingles(key: str, size: int) -> list[bytes]:
+    key = key[:_SHINGLE_CHARS]
     if len(key) <= size:
         return [key.encode()]
     return [key[i : i + size].encode() for i in range(len(key) - size + 1)]

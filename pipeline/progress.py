@@ -47,6 +47,11 @@ def progress_bar(items: Iterable[T], description: str, total: int | None = None)
     """Iterate ``items`` while showing a progress bar with rate (and ETA when ``total`` is known)."""
     with make_progress() as progress:
         task = progress.add_task(description, total=total)
+        pending = 0
         for item in items:
             yield item
-            progress.advance(task)
+            pending += 1
+            if pending == 1000:  # advancing per item costs more than cleaning a short title
+                progress.advance(task, pending)
+                pending = 0
+        progress.advance(task, pending)

@@ -39,6 +39,9 @@ def strip_html(text: str) -> str:
     return root.text(separator="") if root is not None else ""
 
 
+_NEEDS_WORK = re.compile(r"[<&\x00-\x1f\x7f]|  |^\s|\s$")
+
+
 def clean_text(text: str | None) -> str:
     """Normalise one scraped text field; returns "" for None.
 
@@ -47,6 +50,8 @@ def clean_text(text: str | None) -> str:
     """
     if not text:
         return ""
+    if text.isascii() and not _NEEDS_WORK.search(text):
+        return text  # the common case (a plain one-line title): nothing to repair
     text = strip_html(text)
     if "&" in text:
         text = html.unescape(text)
@@ -363,27 +368,52 @@ def _lingua_code(language: object) -> str:
     return code if code in LANGUAGES else "und"
 
 
+@cache
+def _stopword_index() -> dict[str, tuple[int, ...]]:
+    """word -> indexes (into the language order of _STOPWORDS) of the languages it is a stopword of."""
+    languages = list(_STOPWORDS)
+    index: dict[str, list[int]] = {}
+    for i, lang in enumerate(languages):
+        for word in _STOPWORDS[lang]:
+            index.setdefault(word, []).append(i)
+    return {word: tuple(ids) for word, ids in index.items()}
+
+
+_STOP_LANGS = tuple(_STOPWORDS)
+_MIN_WORDS_FOR_MODEL = 8
+
+
 def _cheap_language(text: str) -> str | None:
-    """Settle the language from script, function words and special letters; None when a model must."""
+    """Settle the language from script, function words and special letters; None when a model must.
+
+    Texts under eight words without clear evidence are "und": a statistical model reads a language into
+    a few jargon words ("Kush 5g top") no more reliably than a coin.
+    """
     sample = text[:600]
     if len(_CYRILLIC.findall(sample)) >= 3:
         return "und" if _UKRAINIAN_ONLY.search(sample) else "ru"
-    words = [w.lower() for w in _WORD.findall(sample)]
+    words = _WORD.findall(sample.lower())
     if not words:
         return "und"
-    scores = {lang: sum(w in stop for w in words) for lang, stop in _STOPWORDS.items()}
-    lowered = sample.lower()
-    for lang, chars in _SPECIAL_CHARS.items():
-        if chars and any(c in lowered for c in chars):
-            scores[lang] += 2
-    best = max(scores, key=lambda k: scores[k])
-    ranked = sorted(scores.values(), reverse=True)
+    scores = [0] * len(_STOP_LANGS)
+    index = _stopword_index()
+    for word in words:
+        for i in index.get(word, ()):
+            scores[i] += 1
+    if not sample.isascii():
+        lowered = sample.lower()
+        for i, lang in enumerate(_STOP_LANGS):
+            chars = _SPECIAL_CHARS.get(lang, "")
+            if chars and any(c in lowered for c in chars):
+                scores[i] += 2
+    ranked = sorted(scores, reverse=True)
+    best = _STOP_LANGS[scores.index(ranked[0])]
     if ranked[0] >= 2 and ranked[0] > ranked[1]:
         return best
-    if scores["en"] >= 1 and ranked[1] == 0:
+    if scores[0] >= 1 and ranked[1] == 0:  # English evidence and nothing else
         return "en"
-    if ranked[0] == 0 and len(words) < 8:
-        return "und"  # a few jargon words ("Kush 5g top"): no model reads a language into that reliably
+    if len(words) < _MIN_WORDS_FOR_MODEL:
+        return "und"
     return None
 
 
