@@ -369,3 +369,35 @@ def test_blind_second_review_hides_the_first_decision(tmp_path: Path) -> None:
     assert alice.get("/api/records/r-cocaine-nl").get_json()["labels"]["drug_types"] == ["cannabis"]
     rows = {r["id"]: r for r in alice.get("/api/reviewed").get_json()}
     assert rows["r-cocaine-nl"]["drug_types"] == ["cannabis"] and rows["r-cocaine-nl"]["round"] == 1
+
+
+def test_saving_over_a_decision_made_meanwhile_is_flagged(review: dict[str, Any]) -> None:
+    app = review["app"]
+    alice, bob = app.test_client(), app.test_client()
+    bob.post("/api/reviewer", json={"reviewer": "bob"}, headers={"X-CSRF-Token": csrf(bob)})
+    shown = alice.get("/api/records/f-02").get_json()  # alice opens the record: nothing decided yet
+    assert shown["base_seq"] is None
+    assert decide(bob, "f-02", {"drug_types": ["cocaine"]}).get_json()["concurrent"] is False
+    late = alice.post(
+        "/api/records/f-02/decision",
+        json={"labels": {"drug_types": ["heroin"]}, "base_seq": shown["base_seq"]},
+        headers={"X-CSRF-Token": csrf(alice)},
+    ).get_json()
+    assert late["concurrent"] is True and late["before"]["drug_types"] == ["cocaine"]
+    fresh = alice.get("/api/records/f-02").get_json()
+    again = alice.post(
+        "/api/records/f-02/decision",
+        json={"labels": {"drug_types": ["heroin"]}, "base_seq": fresh["base_seq"]},
+        headers={"X-CSRF-Token": csrf(alice)},
+    ).get_json()
+    assert again["concurrent"] is False and again["action"] == "accept"
+    assert [d["reviewer"] for d in review["store"].decisions()] == ["bob", "alice", "alice"]  # all kept
+    # the form path says so on screen
+    page = alice.get("/record/f-03").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert token
+    decide(bob, "f-03", {"drug_types": ["mdma"]})
+    alice.post(
+        "/record/f-03/decide", data={"csrf_token": token.group(1), "base_seq": "", "drug_types": "ghb"}
+    )
+    assert "another reviewer decided this record" in alice.get("/queue").get_data(as_text=True)

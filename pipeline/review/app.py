@@ -278,6 +278,7 @@ def create_app(
             result = store.decide(
                 rid, current_reviewer(), labels_from_form(request.form),
                 base_seq=int(base) if base and base.isdigit() else None, note=request.form.get("note"),
+                seen="base_seq" in request.form,
             )  # fmt: skip
         except LabelError as e:
             flash(f"not saved: {e}", "error")
@@ -356,7 +357,7 @@ def create_app(
         try:
             result = store.decide(
                 rid, current_reviewer(), body["labels"], base_seq=base if isinstance(base, int) else None,
-                note=str(body["note"]) if body.get("note") else None,
+                note=str(body["note"]) if body.get("note") else None, seen="base_seq" in body,
             )  # fmt: skip
         except LabelError as e:
             return jsonify({"error": str(e)}), 400

@@ -486,9 +486,12 @@ class ReviewStore:
         base_seq: int | None = None,
         note: str | None = None,
         source: str = "app",
+        seen: bool = False,
     ) -> dict[str, Any]:
         """Append ``reviewer``'s decision on ``rid``: ``accept`` when the labels equal what was shown,
-        else ``correct``. Returns the stored decision. Raises :class:`ReviewError` or
+        else ``correct``. ``seen`` says that ``base_seq`` is the decision the reviewer had on screen (None:
+        none yet); the result's ``concurrent`` is then true when another decision came in meanwhile.
+        Returns the stored decision. Raises :class:`ReviewError` or
         :class:`~pipeline.review.labels.LabelError` on bad input."""
         reviewer = _reviewer(reviewer)
         after = clean_labels(labels)
@@ -504,7 +507,7 @@ class ReviewStore:
                 ),
             )  # fmt: skip
             seq = int(cur.lastrowid or 0)
-            overrode = state.base_seq is not None and base_seq is not None and base_seq != state.base_seq
+            overrode = seen and base_seq != state.base_seq
         return {
             "seq": seq, "rid": rid, "round": state.round, "reviewer": reviewer, "action": action,
             "before": state.labels, "after": after, "concurrent": overrode,
