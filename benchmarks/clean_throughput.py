@@ -39,7 +39,7 @@ def one_run(near_dup: bool) -> dict[str, float]:
         for name, preset in FILES.items()
     ]
     started = time.perf_counter()
-    result = clean_sources(specs, NearDupParams(enabled=near_dup), Paths(REPO))
+    result = clean_sources(specs, NearDupParams(enabled=near_dup), Paths(REPO), workers=2)
     seconds = time.perf_counter() - started
     read = result.report["totals"]["read"]
     return {

@@ -54,6 +54,7 @@ class CleanParams:
 
     sources: dict[str, tuple[SourceSpec, ...]] = field(default_factory=dict)
     near_dup: NearDupParams = field(default_factory=NearDupParams)
+    workers: int = 2  # processes that clean chunks in parallel (1 = in this process)
 
 
 @dataclass
@@ -124,55 +125,99 @@ def _record_row(record: RawRecord) -> dict[str, Any]:
     }
 
 
+def _clean_chunk(records: list[RawRecord]) -> list[tuple[dict[str, Any], str | None]]:
+    """Build, validate and annotate (language, folded text) the rows of a chunk of raw records.
+
+    Pure and picklable, so chunks can run in worker processes; returns ``(row, reason)`` per record in
+    input order, where ``reason`` is None for a valid row.
+    """
+    results: list[tuple[dict[str, Any], str | None]] = []
+    for record in records:
+        try:
+            row = _record_row(record)
+            results.append((row, validate_record(row)))
+        except Exception as e:  # noqa: BLE001 - one odd record must not stop the batch; it is quarantined
+            results.append(({"id": record.id}, f"clean_error:{type(e).__name__}"))
+    valid = [row for row, reason in results if reason is None]
+    for row, lang in zip(valid, detect_languages([r["text"] for r in valid]), strict=True):
+        row["lang"] = lang
+        row["text_folded"] = fold_obfuscation(row["text"])
+    return results
+
+
+def _chunks(items: Iterable[RawRecord | Rejected], size: int) -> Iterator[list[RawRecord | Rejected]]:
+    chunk: list[RawRecord | Rejected] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
 def clean_records(
     items: Iterable[RawRecord | Rejected],
     near_dup: NearDupParams,
     stats: dict[str, SourceStats] | None = None,
+    workers: int = 1,
+    chunk_size: int = 20_000,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Clean and validate raw records; return ``(rows, quarantine)``. Updates ``stats`` per source.
 
-    Rows come back with ``lang``, ``text_folded``, ``dup_group`` and ``is_representative`` filled.
+    Rows come back with ``lang``, ``text_folded``, ``dup_group`` and ``is_representative`` filled. With
+    ``workers > 1`` chunks are cleaned in a process pool; results are merged in input order, so the output
+    is the same as with one worker.
     """
     stats = stats if stats is not None else {}
     rows: list[dict[str, Any]] = []
     quarantine: list[dict[str, Any]] = []
     seen_ids: set[str] = set()
-    for item in items:
-        source_stats = stats.setdefault(item.source, SourceStats())
-        source_stats.read += 1
-        if isinstance(item, Rejected):
-            quarantine.append(_quarantine_entry(item))
-            source_stats.quarantined += 1
-            source_stats.reasons[item.reason] += 1
-            continue
-        try:
-            row = _record_row(item)
-            reason = validate_record(row)
-        except Exception as e:  # noqa: BLE001 - one odd record must not stop the batch; it is quarantined
-            row, reason = {"id": item.id}, f"clean_error:{type(e).__name__}"
-        if reason is None and row["id"] in seen_ids:
-            reason = "duplicate_id"
-        if reason is not None:
-            rejected = Rejected(
-                item.source,
-                reason,
-                item.provenance,
-                detail=reason,
-                raw_excerpt=(item.title or item.body or ""),
-            )
-            quarantine.append(_quarantine_entry(rejected, row.get("id")))
-            source_stats.quarantined += 1
-            source_stats.reasons[reason] += 1
-            continue
-        seen_ids.add(row["id"])
-        rows.append(row)
-        source_stats.kept += 1
 
-    texts = [r["text"] for r in rows]
-    for row, lang in zip(rows, detect_languages(texts), strict=True):
-        row["lang"] = lang
-        row["text_folded"] = fold_obfuscation(row["text"])
-    groups, representative = group_duplicates([r["id"] for r in rows], texts, near_dup)
+    def merge(chunk: list[RawRecord | Rejected], cleaned: list[tuple[dict[str, Any], str | None]]) -> None:
+        results = iter(cleaned)
+        for item in chunk:
+            source_stats = stats.setdefault(item.source, SourceStats())
+            source_stats.read += 1
+            if isinstance(item, Rejected):
+                quarantine.append(_quarantine_entry(item))
+                source_stats.quarantined += 1
+                source_stats.reasons[item.reason] += 1
+                continue
+            row, reason = next(results)
+            if reason is None and row["id"] in seen_ids:
+                reason = "duplicate_id"
+            if reason is not None:
+                excerpt = item.title or item.body or ""
+                rejected = Rejected(item.source, reason, item.provenance, detail=reason, raw_excerpt=excerpt)
+                quarantine.append(_quarantine_entry(rejected, row.get("id")))
+                source_stats.quarantined += 1
+                source_stats.reasons[reason] += 1
+                continue
+            seen_ids.add(row["id"])
+            rows.append(row)
+            source_stats.kept += 1
+
+    def records_of(chunk: list[RawRecord | Rejected]) -> list[RawRecord]:
+        return [item for item in chunk if isinstance(item, RawRecord)]
+
+    if workers > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            pending: list[tuple[list[RawRecord | Rejected], Any]] = []
+            for chunk in _chunks(items, chunk_size):
+                pending.append((chunk, pool.submit(_clean_chunk, records_of(chunk))))
+                while len(pending) > workers * 2:  # bounded memory: merge the oldest before reading on
+                    done_chunk, future = pending.pop(0)
+                    merge(done_chunk, future.result())
+            for done_chunk, future in pending:
+                merge(done_chunk, future.result())
+    else:
+        for chunk in _chunks(items, chunk_size):
+            merge(chunk, _clean_chunk(records_of(chunk)))
+
+    groups, representative = group_duplicates([r["id"] for r in rows], [r["text"] for r in rows], near_dup)
     for row, group, is_rep in zip(rows, groups, representative, strict=True):
         row["dup_group"] = group
         row["is_representative"] = is_rep
@@ -221,11 +266,13 @@ def _read_all(specs: Iterable[SourceSpec], paths: Paths, stats: dict[str, Source
         stats[spec.name].files = len(reader.files)
 
 
-def clean_sources(specs: Iterable[SourceSpec], near_dup: NearDupParams, paths: Paths) -> CleanResult:
+def clean_sources(
+    specs: Iterable[SourceSpec], near_dup: NearDupParams, paths: Paths, workers: int = 1
+) -> CleanResult:
     """Read, clean, deduplicate and validate all ``specs``; the table follows :data:`RECORD_SCHEMA`."""
     started = time.perf_counter()
     stats: dict[str, SourceStats] = {}
-    rows, quarantine = clean_records(_read_all(specs, paths, stats), near_dup, stats)
+    rows, quarantine = clean_records(_read_all(specs, paths, stats), near_dup, stats, workers=workers)
     check_accounting(stats)
     table = pa.Table.from_pylist(rows, schema=RECORD_SCHEMA)
     seconds = time.perf_counter() - started
@@ -285,7 +332,7 @@ def run(params: CleanParams, paths: Paths, dataset: str = "sample") -> dict[str,
             f"{paths.shared / 'data' / 'markets'} is missing: the shared corpus is not here. "
             "Set `data.source: sample` in params.yaml to run on the built-in sample."
         )
-    result = clean_sources(params.sources[dataset], params.near_dup, paths)
+    result = clean_sources(params.sources[dataset], params.near_dup, paths, workers=params.workers)
     write_outputs(result, paths.interim)
     return result.report
 

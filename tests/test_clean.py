@@ -146,3 +146,17 @@ def test_clean_real_market_listings(markets_dir: Path, tmp_path: Path, file_name
     assert s["read"] == s["kept"] + s["quarantined"]
     assert s["quarantined"] <= 0.001 * s["read"]
     assert result.table.num_rows == s["kept"]
+
+
+def test_parallel_cleaning_gives_the_same_table(sample_root: Path) -> None:
+    from pipeline.ingest import read_source
+
+    def items() -> list:
+        out: list = []
+        for name in ("listings.jsonl", "agora_export.csv"):
+            out += list(read_source(sample_root / "data/raw/sample" / name, name))
+        return out
+
+    serial = clean.clean_records(items(), NearDupParams(), workers=1, chunk_size=50)
+    parallel = clean.clean_records(items(), NearDupParams(), workers=2, chunk_size=50)
+    assert serial == parallel
