@@ -8,9 +8,8 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-import click
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -289,7 +288,7 @@ def summary() -> None:
 class _ReviewGroup(TyperGroup):
     """`narcotag review SCORED ...` serves the app; `narcotag review export|agreement|...` are subcommands."""
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # ctx: typer's own click Context
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
             args = ["serve", *args]
         return super().parse_args(ctx, args)
