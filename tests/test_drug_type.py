@@ -160,3 +160,12 @@ def test_lexicon_codes_are_contract_codes() -> None:
 def test_binarize_round_trip() -> None:
     y = binarize([["mdma", "cannabis"], ["non_drug"]])
     assert y.sum() == 3 and y[0, DRUG_TYPES.index("mdma")] == 1
+
+
+def test_decide_fallback_ratio_rescues_near_threshold_drug() -> None:
+    thresholds = np.full(len(DRUG_TYPES), 0.4)
+    scores = np.zeros((2, len(DRUG_TYPES)))
+    scores[0, DRUG_TYPES.index("amphetamine")] = 0.3  # 0.75 x its threshold
+    scores[1, DRUG_TYPES.index("amphetamine")] = 0.1  # 0.25 x its threshold
+    assert decide(scores, thresholds, fallback_ratio=0.5) == [["amphetamine"], ["non_drug"]]
+    assert decide(scores, thresholds) == [["non_drug"], ["non_drug"]]

@@ -49,6 +49,7 @@ class DrugTypeParams:
     lexicon_weight: float = 1.0
     class_weight: str | None = None  # None | "balanced"
     max_iter: int = 300  # liblinear, dual form: features outnumber records, so the dual converges faster
+    fallback_ratio: float = 0.0  # see decide(); 0 = nothing above threshold means non_drug
     strong_floor: float = 0.7
     strong_veto_non_drug: float = 0.5
     threshold_grid_step: float = 0.05
@@ -149,19 +150,26 @@ def model_input(records: pd.DataFrame) -> list[str]:
     return [t.lower() for t in records[column].fillna("")]
 
 
-def decide(scores: np.ndarray, thresholds: np.ndarray) -> list[list[str]]:
+def decide(scores: np.ndarray, thresholds: np.ndarray, fallback_ratio: float = 0.0) -> list[list[str]]:
     """Scores -> code lists: per-class thresholds; non_drug exclusive; never empty.
 
-    A record where no code reaches its threshold is ``non_drug``: no drug offer was recognised. (Taking
-    the arg-max instead turned counterfeit sneakers into "cannabis" on markets whose non-drug goods the
-    model had not seen.)
+    When no code reaches its threshold, the drug code closest to its threshold is taken if its score is at
+    least ``fallback_ratio`` x its threshold (a drug listing from a market that words it differently);
+    otherwise the record is ``non_drug``: no drug offer was recognised. (Always taking the arg-max turned
+    counterfeit sneakers into "cannabis" on markets whose non-drug goods the model had not seen.)
     """
     above = scores >= thresholds
     drug_mask = np.ones(len(DRUG_TYPES), dtype=bool)
     drug_mask[_NON_DRUG_INDEX] = False
     any_drug = (above & drug_mask).any(axis=1)
     above[any_drug, _NON_DRUG_INDEX] = False
-    above[~any_drug, _NON_DRUG_INDEX] = True
+    ratio = np.where(drug_mask, scores / np.maximum(thresholds, 1e-9), -1.0)
+    best = ratio.argmax(axis=1)
+    rescue = (
+        ~any_drug & ~above[:, _NON_DRUG_INDEX] & (ratio.max(axis=1) >= fallback_ratio) & (fallback_ratio > 0)
+    )
+    above[rescue, best[rescue]] = True
+    above[~any_drug & ~rescue, _NON_DRUG_INDEX] = True
     return [[DRUG_TYPES[i] for i in np.flatnonzero(row)] for row in above]
 
 
@@ -260,7 +268,7 @@ class DrugTypeHead:
     def predict(self, records: pd.DataFrame) -> dict[str, list[Any]]:
         """``drug_types``, ``drug_type_scores`` and ``drug_type_evidence`` per record."""
         scores = self.predict_scores(records)
-        codes = decide(scores, self.thresholds_)
+        codes = decide(scores, self.thresholds_, self.params.fallback_ratio)
         rounded = np.round(scores, 4)
         score_dicts = [dict(zip(DRUG_TYPES, map(float, row), strict=True)) for row in rounded]
         evidence = [self.lexicon.matches(t) for t in records["text"].fillna("")]
