@@ -79,7 +79,8 @@ def drug_type_metrics(
         scores = head.predict_scores(test)
         from pipeline.heads.drug_type import decide
 
-        y_true, y_pred = binarize(list(test["labels"])), binarize(decide(scores, head.thresholds_, head.params.fallback_ratio))
+        y_true = binarize(list(test["labels"]))
+        y_pred = binarize(decide(scores, head.thresholds_, head.params.fallback_ratio))
         metrics["in_market_test"] = multilabel_report(y_true, y_pred, min_support=params.min_support)
         metrics["in_market_test_by_market"] = {
             str(m): multilabel_report(y_true[mask], y_pred[mask], min_support=params.min_support)["summary"]
