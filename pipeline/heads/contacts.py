@@ -57,7 +57,7 @@ KEYWORDS: Final[dict[str, str]] = {
         "telegram",
     ),
     **dict.fromkeys(["wickr", "wickrme", "wikr", "wickrid", "викр", "wickr-me"], "wickr"),
-    **dict.fromkeys(["signal", "сигнал", "сигнале", "signala"], "signal"),
+    **dict.fromkeys(["signal", "сигнал", "сигнале", "signala", "signalu", "signalem"], "signal"),
     **dict.fromkeys(["session", "sessionid"], "session"),
     **dict.fromkeys(["threema", "threemaid", "тreema", "трима"], "threema"),
     **dict.fromkeys(
@@ -218,6 +218,7 @@ FILLERS: Final[frozenset[str]] = frozenset(
         "sur",
         "par",
         "por",
+        "al",
         "en",
         "per",
         "w",

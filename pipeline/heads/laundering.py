@@ -39,6 +39,7 @@ RESOURCE_DIR: Final = Path(__file__).resolve().parent.parent / "resources"
 _CURRENCY_CODE: Final[dict[str, str]] = {"BTC": "bitcoin", "XMR": "privacy_coin"}
 _TOKEN_RE: Final = re.compile(r"[\w’']+|[^\w\s]")
 _CLAUSE_END: Final = re.compile(r"[.!?;\n]")
+_SEGMENT_END: Final = re.compile(r"[.!?;,\n]")
 _LIST_GLUE: Final = re.compile(r"\s*(?:[,/&+]|\b(?:or|and|oder|und|of|en|ou|et|o|y|lub|i|или|и)\b)?\s*", re.I)
 _SKIP_PUNCT: Final = frozenset(",/&+:-–—()\"'«»")
 
@@ -188,6 +189,15 @@ def _negated_before(text: str, start: int, spans: list[tuple[int, int]], lex: La
     return False
 
 
+def _asserted(text: str, start: int, lex: LaunderingLexicon) -> bool:
+    """A scope breaker ("only", "nur", "только" ...) earlier in the term's comma segment asserts it: a
+    negation after a later term does not reach back ("только Monero или BTC, перевод не принимаем")."""
+    lo = max(0, start - 90)
+    for clause in _SEGMENT_END.finditer(text, lo, start):
+        lo = clause.end()
+    return any(tok.group().lower() in lex.breakers for tok in _TOKEN_RE.finditer(text, lo, start))
+
+
 def _negated_after(text: str, end: int, starts: dict[int, int], lex: LaunderingLexicon) -> bool:
     """A negative word after the term, possibly after more terms ("PayPal, Skrill not accepted")."""
     pos = end
@@ -225,7 +235,9 @@ def detect_hints(
         spans = [(s, e) for s, e, _ in raw_hits]
         starts = {s: e for s, e, _ in raw_hits}
         for s, e, code in sorted(raw_hits):
-            if _negated_before(text, s, spans, lex) or _negated_after(text, e, starts, lex):
+            if _negated_before(text, s, spans, lex) or (
+                not _asserted(text, s, lex) and _negated_after(text, e, starts, lex)
+            ):
                 continue
             found.add(code)
             evidence.append({"text": text[s:e], "start": s, "end": e, "code": code})
