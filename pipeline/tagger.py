@@ -6,6 +6,7 @@ review app all call :meth:`Tagger.tag`, so a figure measured in evaluation is th
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from collections.abc import Iterable
@@ -55,69 +56,116 @@ class Tagger:
         return cls(heads, model_name, model_version or models_fingerprint(models_dir))
 
     def tag(self, records: pd.DataFrame) -> list[dict[str, Any]]:
-        """Labelled records, one per input row, in input order; ``id`` passed through unchanged."""
+        """Labelled records, one per input row, in input order; ``id`` passed through unchanged.
+
+        Rows whose model input (:data:`MODEL_INPUT_COLUMNS`) repeats an earlier row's are tagged once:
+        re-listed offers are common in scrapes. Every record is its own object all the same.
+        """
         if records.empty:
             return []
         records = records.reset_index(drop=True)
+        unique, where = _unique_rows(records)
         columns: dict[str, list[Any]] = {}
         for name in HEADS:
-            columns.update(self.heads[name].predict(records))
+            columns.update(self.heads[name].predict(unique))
         thresholds = getattr(self.heads["drug_type"], "thresholds_", None)
+        confidence = decision_confidences(columns["drug_type_scores"], columns["drug_types"], thresholds)
+        passed = {
+            name: (records[name].tolist() if name in records else [None] * len(records))
+            for name in ("id", "source", "kind", "market", "vendor", "lang", "prov_file", "prov_locator",
+                         "prov_adapter")
+        }  # fmt: skip
+        rows = zip(*passed.values(), where, strict=True)
+        first_use: set[int] = set()
         out = []
-        for i, row in enumerate(records.itertuples(index=False)):
-            scores = columns["drug_type_scores"][i]
-            codes = columns["drug_types"][i]
-            out.append(
-                {
-                    "id": row.id,
-                    "source": getattr(row, "source", None),
-                    "kind": getattr(row, "kind", None),
-                    "market": getattr(row, "market", None),
-                    "vendor": getattr(row, "vendor", None),
-                    "lang": getattr(row, "lang", None),
-                    "drug_types": codes,
-                    "drug_type_scores": scores,
-                    "quantity": columns["quantity"][i],
-                    "quantities": columns["quantities"][i],
-                    "ships_from": columns["ships_from"][i],
-                    "ships_to": columns["ships_to"][i],
-                    "laundering_hints": columns["laundering_hints"][i],
-                    "laundering_scores": columns["laundering_scores"][i],
-                    "crypto_addresses": columns["crypto_addresses"][i],
-                    "contacts": columns["contacts"][i],
-                    "evidence": {
-                        "drug_type": columns["drug_type_evidence"][i],
-                        "origin": columns["origin_evidence"][i],
-                        "laundering": columns["laundering_evidence"][i],
-                    },
-                    "confidence": decision_confidence(scores, codes, thresholds),
-                    "model": self.model,
-                    "provenance": {
-                        "file": getattr(row, "prov_file", None),
-                        "locator": getattr(row, "prov_locator", None),
-                        "adapter": getattr(row, "prov_adapter", None),
-                    },
-                }
-            )
+        for rid, source, kind, market, vendor, lang, file, locator, adapter, i in rows:
+            record = {
+                "id": rid,
+                "source": source,
+                "kind": kind,
+                "market": market,
+                "vendor": vendor,
+                "lang": lang,
+                "drug_types": columns["drug_types"][i],
+                "drug_type_scores": columns["drug_type_scores"][i],
+                "quantity": columns["quantity"][i],
+                "quantities": columns["quantities"][i],
+                "ships_from": columns["ships_from"][i],
+                "ships_to": columns["ships_to"][i],
+                "laundering_hints": columns["laundering_hints"][i],
+                "laundering_scores": columns["laundering_scores"][i],
+                "crypto_addresses": columns["crypto_addresses"][i],
+                "contacts": columns["contacts"][i],
+                "evidence": {
+                    "drug_type": columns["drug_type_evidence"][i],
+                    "origin": columns["origin_evidence"][i],
+                    "laundering": columns["laundering_evidence"][i],
+                },
+                "confidence": confidence[i],
+                "model": dict(self.model),
+                "provenance": {"file": file, "locator": locator, "adapter": adapter},
+            }
+            if i in first_use:  # a repeated row: its own copy of the nested values
+                record = {k: copy.deepcopy(v) if isinstance(v, dict | list) else v for k, v in record.items()}
+            first_use.add(i)
+            out.append(record)
         return out
 
 
-def decision_confidence(
-    scores: dict[str, float], codes: list[str], thresholds: Iterable[float] | None
-) -> float:
-    """How sure the drug-type decision is, in [0, 1]: the smallest distance of any code's score from its
-    threshold, rescaled. Reviewers see the least confident records first."""
-    limits = dict(
-        zip(DRUG_TYPES, thresholds if thresholds is not None else [0.5] * len(DRUG_TYPES), strict=True)
-    )
-    margins = []
-    for code, score in scores.items():
-        t = limits[code]
-        if code in codes:
-            margins.append((score - t) / (1 - t) if t < 1 else 0.0)
-        elif code != NON_DRUG or NON_DRUG in codes:
-            margins.append((t - score) / t if t > 0 else 0.0)
-    return round(float(np.clip(min(margins) if margins else 0.0, 0.0, 1.0)), 4)
+#: The cleaned-record columns the heads read. Rows equal on all of them get equal labels, so a repeated
+#: row is tagged once (tests/test_score.py checks that the heads read nothing else).
+MODEL_INPUT_COLUMNS: tuple[str, ...] = (
+    "text",
+    "text_folded",
+    "title",
+    "lang",
+    "ships_from_raw",
+    "ships_to_raw",
+)
+
+
+def _unique_rows(records: pd.DataFrame) -> tuple[pd.DataFrame, list[int]]:
+    """The rows with distinct model input, and for every row the position of its twin among them."""
+    present = [c for c in MODEL_INPUT_COLUMNS if c in records]
+    if not present:
+        return records, list(range(len(records)))
+    keys = zip(*(records[c].tolist() for c in present), strict=True)
+    first: dict[tuple[Any, ...], int] = {}
+    where = [first.setdefault(key, len(first)) for key in keys]
+    if len(first) == len(records):
+        return records, where
+    positions = [0] * len(first)
+    for row, slot in enumerate(where):
+        if positions[slot] == 0 and row:
+            positions[slot] = row
+    # slot 0 is always row 0; every other slot's first row is > 0
+    return records.iloc[positions].reset_index(drop=True), where
+
+
+def decision_confidences(
+    scores: list[dict[str, float]], codes: list[list[str]], thresholds: Iterable[float] | None
+) -> list[float]:
+    """:func:`decision_confidence` of many records at once (vectorised; the same numbers)."""
+    if not scores:
+        return []
+    t = np.asarray(list(thresholds) if thresholds is not None else [0.5] * len(DRUG_TYPES), dtype=float)
+    index = {code: k for k, code in enumerate(DRUG_TYPES)}
+    matrix = np.array([[row[c] for c in DRUG_TYPES] for row in scores], dtype=float)
+    chosen = np.zeros(matrix.shape, dtype=bool)
+    for r, row_codes in enumerate(codes):
+        chosen[r, [index[c] for c in row_codes]] = True
+    with np.errstate(divide="ignore", invalid="ignore"):
+        above = np.where(t < 1, (matrix - t) / (1 - t), 0.0)
+        below = np.where(t > 0, (t - matrix) / t, 0.0)
+    margins = np.where(chosen, above, below)
+    non_drug = index[NON_DRUG]
+    counted = chosen.copy()
+    counted[:, [k for k in range(len(DRUG_TYPES)) if k != non_drug]] = True
+    counted[:, non_drug] |= chosen[:, non_drug]
+    margins = np.where(counted, margins, np.inf)
+    least = margins.min(axis=1)
+    least = np.where(np.isfinite(least), least, 0.0)
+    return [round(float(v), 4) for v in np.clip(least, 0.0, 1.0)]
 
 
 def to_json_line(record: dict[str, Any]) -> str:

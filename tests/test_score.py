@@ -214,3 +214,30 @@ def test_accounting_error_is_raised_not_ignored(tiny_project, tmp_path, monkeypa
             tiny_project.models,
             params=small_params(),
         )
+
+
+def test_heads_read_only_the_model_input_columns(tiny_project):
+    """The Tagger tags a repeated row once, keyed on MODEL_INPUT_COLUMNS: that is only right while the
+    heads read nothing else. A head that starts reading another column must be added there."""
+    from pipeline.heads.registry import HEADS
+    from pipeline.tagger import MODEL_INPUT_COLUMNS, Tagger
+
+    tagger = Tagger.load(tiny_project.models)
+    frame = pd.read_parquet(tiny_project.root / "data/interim/records.parquet").head(150)
+    narrow = frame[list(MODEL_INPUT_COLUMNS)]
+    for name in HEADS:
+        assert tagger.heads[name].predict(narrow) == tagger.heads[name].predict(frame), name
+
+
+def test_repeated_rows_are_tagged_once_into_separate_records(tiny_project):
+    from pipeline.tagger import Tagger
+
+    tagger = Tagger.load(tiny_project.models)
+    frame = pd.read_parquet(tiny_project.root / "data/interim/records.parquet").head(60)
+    twice = pd.concat([frame, frame.iloc[::2].assign(id=lambda f: f["id"] + "-again")], ignore_index=True)
+    records = tagger.tag(twice)
+    assert records[:60] == tagger.tag(frame)
+    for again, first in zip(records[60:], records[:60:2], strict=True):
+        assert again["id"] == first["id"] + "-again"
+        assert {k: v for k, v in again.items() if k != "id"} == {k: v for k, v in first.items() if k != "id"}
+        assert again["drug_type_scores"] is not first["drug_type_scores"]  # no shared nested values
