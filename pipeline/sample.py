@@ -980,8 +980,8 @@ def build_ad(world: World, profile: dict[str, Any], ident: Identity, offer: bool
     values = {
         "flag": tpl["countries"].get(profile["country"], {}).get("flag", ""),
         "city": city["nom"],
-        "city_loc": city.get("loc", city["nom"]),
-        "city_gen": city.get("gen", city["nom"]),
+        "city_loc": str(city.get("loc", city["nom"])),
+        "city_gen": str(city.get("gen", city["nom"])),
     }
     where = rng.random()
     local = 0.45 <= where < 0.65
