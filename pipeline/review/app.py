@@ -210,27 +210,27 @@ def create_app(
     # --- helpers ----------------------------------------------------------------------------------------
 
     def navigation(rid: str, filters: Filters) -> dict[str, Any]:
-        everything = store.queue(batch, current_reviewer(), replace(filters, status="all"))
-        ids = [i.rid for i in everything]
+        everything = store.order(batch, current_reviewer(), replace(filters, status="all"))
+        ids = [r for r, _ in everything]
         wanted = [
-            filters.status == "all" or (filters.status == "pending") != i.done or i.rid == rid
-            for i in everything
+            filters.status == "all" or (filters.status == "pending") != done or r == rid
+            for r, done in everything
         ]
         at = ids.index(rid) if rid in ids else -1
         prev = next((ids[i] for i in range(at - 1, -1, -1) if wanted[i]), None) if at >= 0 else None
         nxt = next((ids[i] for i in range(at + 1, len(ids)) if wanted[i]), None) if at >= 0 else None
-        pending = sum(not i.done for i in everything)
+        pending = sum(not done for _, done in everything)
         return {
             "prev": prev, "next": nxt, "position": at + 1, "count": len(ids), "pending": pending,
             "in_queue": at >= 0,
         }  # fmt: skip
 
     def next_pending(after: str, filters: Filters) -> str | None:
-        everything = store.queue(batch, current_reviewer(), replace(filters, status="all"))
-        ids = [i.rid for i in everything]
+        everything = store.order(batch, current_reviewer(), replace(filters, status="all"))
+        ids = [r for r, _ in everything]
         at = ids.index(after) if after in ids else -1
         order = everything[at + 1 :] + everything[: at + 1]
-        return next((i.rid for i in order if not i.done and i.rid != after), None)
+        return next((r for r, done in order if not done and r != after), None)
 
     # --- pages ------------------------------------------------------------------------------------------
 
@@ -241,14 +241,13 @@ def create_app(
     @app.get("/queue")
     def queue() -> str:
         filters = parse_filters(request.args)
-        items = store.queue(batch, current_reviewer(), filters)
         try:
             page = max(0, int(request.args.get("page", 0)))
         except ValueError:
             page = 0
-        shown = items[page * QUEUE_PAGE : (page + 1) * QUEUE_PAGE]
+        shown, total = store.queue_page(batch, current_reviewer(), filters, page * QUEUE_PAGE, QUEUE_PAGE)
         return render_template(
-            "queue.html", items=shown, total=len(items), page=page, pages=(len(items) - 1) // QUEUE_PAGE + 1,
+            "queue.html", items=shown, total=total, page=page, pages=max(1, (total - 1) // QUEUE_PAGE + 1),
             filters=filters, query=filters.active(), facets=store.facets(batch), statuses=STATUSES,
             progress=store.progress(batch, current_reviewer()), reviewer=current_reviewer(), batch=batch,
             search_mode="full-text (FTS5)" if store.fts else "substring",

@@ -19,8 +19,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from pipeline.tagger import decision_confidence
-from pipeline.taxonomy import DRUG_TYPES, LAUNDERING_HINTS, QUANTITY_FIELDS, empty_quantity
+from pipeline.taxonomy import DRUG_TYPES, LAUNDERING_HINTS, NON_DRUG, QUANTITY_FIELDS, empty_quantity
 
 #: Columns taken from cleaned records when the scored record lacks them.
 JOIN_FIELDS = ("title", "text", "posted_at", "price", "currency", "market", "vendor", "lang", "kind")
@@ -101,7 +100,7 @@ def normalise(record: dict[str, Any]) -> dict[str, Any]:
     """A labelled record with every field the review reads present and of the right type.
 
     Unknown extra fields are kept. Missing lists become empty, missing scores empty maps, a missing
-    ``confidence`` is recomputed from the scores (as the Tagger does with default thresholds)."""
+    ``confidence`` is worked out from the scores (:func:`fallback_confidence`)."""
     if record.get("id") in (None, ""):
         raise BatchError("a labelled record without an id")
     out = dict(record)
@@ -123,13 +122,26 @@ def normalise(record: dict[str, Any]) -> dict[str, Any]:
     out["model"] = {"name": str(model.get("name") or ""), "version": str(model.get("version") or "")}
     confidence = _number(record.get("confidence"))
     if confidence is None:
-        confidence = decision_confidence(out["drug_type_scores"], out["drug_types"], None)
+        confidence = fallback_confidence(out["drug_type_scores"], out["drug_types"])
     out["confidence"] = float(confidence)
     out["provenance"] = dict(record.get("provenance") or {})
     for key in ("title", "text", "market", "vendor", "lang", "kind", "source", "posted_at"):
         value = record.get(key)
         out[key] = None if value is None else str(value)
     return out
+
+
+def fallback_confidence(scores: dict[str, float], codes: list[str], threshold: float = 0.5) -> float:
+    """Confidence of a record that carries none: the smallest distance of a drug-type score from a
+    ``threshold`` on the side of its decision, rescaled to [0, 1] (the Tagger's rule, without its learned
+    per-code thresholds). No scores: 0, so such records come first in the queue."""
+    margins = []
+    for code, score in scores.items():
+        if code in codes:
+            margins.append((score - threshold) / (1 - threshold))
+        elif code != NON_DRUG or NON_DRUG in codes:
+            margins.append((threshold - score) / threshold)
+    return round(min(1.0, max(0.0, min(margins))), 4) if margins else 0.0
 
 
 def _scores(value: Any, codes: tuple[str, ...]) -> dict[str, float]:

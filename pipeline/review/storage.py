@@ -52,12 +52,20 @@ CREATE TABLE IF NOT EXISTS records (
     ships_from TEXT NOT NULL,
     hints TEXT NOT NULL,
     title TEXT,
-    text TEXT NOT NULL,
+    snippet TEXT,
     model_version TEXT,
     blind INTEGER NOT NULL DEFAULT 0,
+    digest TEXT NOT NULL
+);
+-- covers the queue order and each record's status: moving through 100k records reads only this index
+CREATE INDEX IF NOT EXISTS records_queue ON records (batch, confidence, pos, id, rid, blind);
+-- the wide part (text, whole labelled record) apart, so that queue scans read narrow rows
+CREATE TABLE IF NOT EXISTS bodies (
+    id INTEGER PRIMARY KEY REFERENCES records (id),
+    title TEXT,
+    text TEXT NOT NULL,
     payload TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS records_queue ON records (batch, confidence, pos);
 CREATE TABLE IF NOT EXISTS decisions (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     rid TEXT NOT NULL,
@@ -91,15 +99,15 @@ CREATE VIEW IF NOT EXISTS current AS
 
 _FTS = """
 CREATE VIRTUAL TABLE IF NOT EXISTS records_fts USING fts5(
-    title, text, content='records', content_rowid='id', tokenize='unicode61 remove_diacritics 2'
+    title, text, content='bodies', content_rowid='id', tokenize='unicode61 remove_diacritics 2'
 );
-CREATE TRIGGER IF NOT EXISTS records_fts_i AFTER INSERT ON records BEGIN
+CREATE TRIGGER IF NOT EXISTS bodies_fts_i AFTER INSERT ON bodies BEGIN
     INSERT INTO records_fts (rowid, title, text) VALUES (new.id, new.title, new.text);
 END;
-CREATE TRIGGER IF NOT EXISTS records_fts_d AFTER DELETE ON records BEGIN
+CREATE TRIGGER IF NOT EXISTS bodies_fts_d AFTER DELETE ON bodies BEGIN
     INSERT INTO records_fts (records_fts, rowid, title, text) VALUES ('delete', old.id, old.title, old.text);
 END;
-CREATE TRIGGER IF NOT EXISTS records_fts_u AFTER UPDATE ON records BEGIN
+CREATE TRIGGER IF NOT EXISTS bodies_fts_u AFTER UPDATE ON bodies BEGIN
     INSERT INTO records_fts (records_fts, rowid, title, text) VALUES ('delete', old.id, old.title, old.text);
     INSERT INTO records_fts (rowid, title, text) VALUES (new.id, new.title, new.text);
 END;
@@ -225,6 +233,8 @@ class ReviewStore:
         try:
             db.execute("PRAGMA busy_timeout = 30000")
             db.execute("PRAGMA foreign_keys = ON")
+            db.execute("PRAGMA mmap_size = 268435456")  # reads straight from the OS cache: a fresh
+            db.execute("PRAGMA cache_size = -32000")  # connection per request starts warm
             yield db
         finally:
             db.close()
@@ -259,74 +269,84 @@ class ReviewStore:
         sample afresh; ``None`` keeps the marks records already have. Decisions are never touched."""
         if blind_sample is not None and not 0 <= blind_sample <= 1:
             raise ReviewError("--blind-sample must be a fraction between 0 and 1")
-        rows = []
+        with self.connect() as db:
+            known = dict(db.execute("SELECT rid, digest FROM records").fetchall())
+        rows, bodies = [], []
+        facets: dict[str, set[str]] = {k: set() for k in ("market", "lang", "kind", "drug", "origin", "hint")}
         for pos, record in enumerate(batch.records):
+            market = record.get("market") or record.get("source")
+            text = record.get("text") or ""
+            payload = json.dumps(record, ensure_ascii=False, default=str)
+            digest = hashlib.blake2b(payload.encode(), digest_size=16).hexdigest()
             rows.append(
                 (
-                    record["id"], batch.name, pos, float(record["confidence"]),
-                    record.get("market") or record.get("source"), record.get("kind"), record.get("lang"),
-                    _date(record.get("posted_at")), json.dumps(record["drug_types"]),
+                    record["id"], batch.name, pos, float(record["confidence"]), market, record.get("kind"),
+                    record.get("lang"), _date(record.get("posted_at")), json.dumps(record["drug_types"]),
                     json.dumps(record["ships_from"]), json.dumps(record["laundering_hints"]),
-                    record.get("title"), record.get("text") or "", record["model"].get("version"),
-                    int(in_blind_sample(record["id"], blind_sample or 0.0, seed)),
-                    json.dumps(record, ensure_ascii=False, default=str),
+                    record.get("title"), text[:160], record["model"].get("version"),
+                    int(in_blind_sample(record["id"], blind_sample or 0.0, seed)), digest,
                 )
             )  # fmt: skip
+            if known.get(record["id"]) != digest:  # new or changed: (re)index its text
+                bodies.append((record["id"], record.get("title"), text, payload))
+            for key, values in (
+                ("market", [market]), ("lang", [record.get("lang")]), ("kind", [record.get("kind")]),
+                ("drug", record["drug_types"]), ("origin", record["ships_from"]),
+                ("hint", record["laundering_hints"]),
+            ):  # fmt: skip
+                facets[key].update(str(v) for v in values if v not in (None, ""))
         keep_blind = blind_sample is None
         with self.transaction() as db:
             db.executemany(
                 """INSERT INTO records (rid, batch, pos, confidence, market, kind, lang, posted_date,
-                       drug_types, ships_from, hints, title, text, model_version, blind, payload)
+                       drug_types, ships_from, hints, title, snippet, model_version, blind, digest)
                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT (rid) DO UPDATE SET batch = excluded.batch, pos = excluded.pos,
                        confidence = excluded.confidence, market = excluded.market, kind = excluded.kind,
                        lang = excluded.lang, posted_date = excluded.posted_date,
                        drug_types = excluded.drug_types, ships_from = excluded.ships_from,
-                       hints = excluded.hints, title = excluded.title, text = excluded.text,
-                       model_version = excluded.model_version, payload = excluded.payload,
+                       hints = excluded.hints, title = excluded.title, snippet = excluded.snippet,
+                       model_version = excluded.model_version, digest = excluded.digest,
                        blind = CASE WHEN ? THEN records.blind ELSE excluded.blind END""",
                 [(*row, keep_blind) for row in rows],
             )
-            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('batch', ?)", (batch.name,))
+            db.executemany(
+                """INSERT INTO bodies (id, title, text, payload)
+                   VALUES ((SELECT id FROM records WHERE rid = ?), ?, ?, ?)
+                   ON CONFLICT (id) DO UPDATE SET title = excluded.title, text = excluded.text,
+                       payload = excluded.payload""",
+                bodies,
+            )
+            meta = [
+                ("batch", batch.name),
+                (f"facets:{batch.name}", json.dumps({k: sorted(v) for k, v in facets.items()})),
+            ]
             if blind_sample is not None:
-                db.execute(
-                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('blind_sample', ?)",
-                    (str(blind_sample),),
-                )
+                meta.append(("blind_sample", str(blind_sample)))
+            db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", meta)
             blind = db.execute("SELECT count(*) FROM records WHERE batch = ? AND blind", (batch.name,))
             n_blind = int(blind.fetchone()[0])
-        return {"records": len(rows), "blind": n_blind}
+        return {"records": len(rows), "blind": n_blind, "indexed": len(bodies)}
 
     def record(self, rid: str) -> dict[str, Any]:
         """The labelled record ``rid`` as loaded (normalised)."""
         with self.connect() as db:
-            row = db.execute("SELECT payload FROM records WHERE rid = ?", (rid,)).fetchone()
+            row = db.execute(
+                "SELECT b.payload FROM records r JOIN bodies b ON b.id = r.id WHERE r.rid = ?", (rid,)
+            ).fetchone()
         if row is None:
             raise ReviewError(f"no record {rid!r} in this review")
         payload: dict[str, Any] = json.loads(row[0])
         return payload
 
     def facets(self, batch: str) -> dict[str, list[str]]:
-        """The values the queue filters offer for ``batch`` (markets, languages, codes present)."""
-        with self.connect() as db:
-
-            def distinct(sql: str) -> list[str]:
-                return sorted({str(r[0]) for r in db.execute(sql, (batch,)) if r[0] not in (None, "")})
-
-            return {
-                "market": distinct("SELECT DISTINCT market FROM records WHERE batch = ?"),
-                "lang": distinct("SELECT DISTINCT lang FROM records WHERE batch = ?"),
-                "kind": distinct("SELECT DISTINCT kind FROM records WHERE batch = ?"),
-                "drug": distinct(
-                    "SELECT DISTINCT j.value FROM records, json_each(records.drug_types) j WHERE batch = ?"
-                ),
-                "origin": distinct(
-                    "SELECT DISTINCT j.value FROM records, json_each(records.ships_from) j WHERE batch = ?"
-                ),
-                "hint": distinct(
-                    "SELECT DISTINCT j.value FROM records, json_each(records.hints) j WHERE batch = ?"
-                ),
-            }
+        """The values the queue filters offer for ``batch`` (markets, languages, codes present), as
+        worked out when the batch was loaded."""
+        stored = self.meta(f"facets:{batch}")
+        if stored is None:
+            return {k: [] for k in ("market", "lang", "kind", "drug", "origin", "hint")}
+        facets: dict[str, list[str]] = json.loads(stored)
+        return facets
 
     # --- the queue ----------------------------------------------------------------------------------------
 
@@ -340,13 +360,20 @@ class ReviewStore:
         clauses, args = [], []
         for t in tokens:
             like = "%" + t.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            clauses.append("(r.title LIKE ? ESCAPE '\\' OR r.text LIKE ? ESCAPE '\\')")
+            clauses.append(
+                "r.id IN (SELECT b.id FROM bodies b "
+                "WHERE b.title LIKE ? ESCAPE '\\' OR b.text LIKE ? ESCAPE '\\')"
+            )
             args += [like, like]
         return " AND ".join(clauses), args
 
-    def queue(self, batch: str, reviewer: str, filters: Filters) -> list[QueueItem]:
-        """The records of ``batch`` that match ``filters``, least confident first, with their status for
-        ``reviewer`` (which round they would review, done or not)."""
+    def _current_reviewers(self, db: sqlite3.Connection) -> dict[tuple[str, int], str]:
+        """(record id, round) -> reviewer of the decision in force (few rows: one per decided record)."""
+        return {(r[0], r[1]): r[2] for r in db.execute("SELECT rid, round, reviewer FROM current")}
+
+    def queue_rows(self, batch: str, reviewer: str, filters: Filters) -> list[tuple[int, str, int, bool]]:
+        """The queue in order as (row id, record id, round, done): only what the index holds, so that
+        moving through a large batch stays fast; :meth:`queue_page` adds the details of one page."""
         where: list[str] = ["r.batch = ?"]
         args: list[Any] = [batch]
         for column, value in (("market", filters.market), ("lang", filters.lang), ("kind", filters.kind)):
@@ -378,46 +405,81 @@ class ReviewStore:
             if clause:
                 where.append(clause)
                 args += extra
-        sql = f"""
-            SELECT r.rid, r.confidence, r.title, substr(r.text, 1, 160) AS snippet, r.market, r.lang,
-                   r.posted_date, r.drug_types, r.ships_from, r.hints, r.blind,
-                   c1.reviewer AS r1, c2.reviewer AS r2
-            FROM records r
-            LEFT JOIN current c1 ON c1.rid = r.rid AND c1.round = 1
-            LEFT JOIN current c2 ON c2.rid = r.rid AND c2.round = 2
-            WHERE {" AND ".join(where)}
-            ORDER BY r.confidence, r.pos"""  # noqa: S608 (only fixed column names are interpolated)
+        sql = f"""SELECT r.id, r.rid, r.blind FROM records r WHERE {" AND ".join(where)}
+                  ORDER BY r.confidence, r.pos"""  # noqa: S608 (only fixed column names are interpolated)
         with self.connect() as db:
             rows = db.execute(sql, args).fetchall()
-        items = []
-        for row in rows:
-            rnd = _round_for(reviewer, bool(row["blind"]), row["r1"], row["r2"])
-            done = (row["r1"] if rnd == 1 else row["r2"]) is not None
+            current = self._current_reviewers(db)
+        out = []
+        for row_id, rid, blind in rows:
+            rnd = (
+                _round_for(reviewer, bool(blind), current.get((rid, 1)), current.get((rid, 2)))
+                if current
+                else 1
+            )
+            done = (rid, rnd) in current
             if filters.status == "pending" and done or filters.status == "done" and not done:
                 continue
+            out.append((row_id, rid, rnd, done))
+        return out
+
+    def queue(self, batch: str, reviewer: str, filters: Filters) -> list[QueueItem]:
+        """The records of ``batch`` that match ``filters``, least confident first, with their status for
+        ``reviewer`` (which round they would review, done or not)."""
+        return self.queue_page(batch, reviewer, filters)[0]
+
+    def queue_page(
+        self, batch: str, reviewer: str, filters: Filters, offset: int = 0, limit: int | None = None
+    ) -> tuple[list[QueueItem], int]:
+        """One page of :meth:`queue` and the length of the whole queue."""
+        rows = self.queue_rows(batch, reviewer, filters)
+        page = rows[offset : None if limit is None else offset + limit]
+        details: dict[int, sqlite3.Row] = {}
+        with self.connect() as db:
+            for start in range(0, len(page), 500):  # SQLite's limit on bound parameters
+                ids = [row_id for row_id, *_ in page[start : start + 500]]
+                marks = ",".join("?" * len(ids))
+                sql = (
+                    "SELECT id, confidence, title, snippet, market, lang, posted_date, drug_types, "
+                    f"ships_from, hints FROM records WHERE id IN ({marks})"  # noqa: S608 (placeholders only)
+                )
+                details.update((row["id"], row) for row in db.execute(sql, ids))
+        items = []
+        for row_id, rid, rnd, done in page:
+            row = details[row_id]
             items.append(
                 QueueItem(
-                    rid=row["rid"], confidence=row["confidence"], title=row["title"], snippet=row["snippet"],
-                    market=row["market"], lang=row["lang"], posted_date=row["posted_date"],
-                    drug_types=json.loads(row["drug_types"]), ships_from=json.loads(row["ships_from"]),
-                    hints=json.loads(row["hints"]), round=rnd, done=done, blind=rnd == 2,
+                    rid=rid,
+                    confidence=row["confidence"],
+                    title=row["title"],
+                    snippet=row["snippet"] or "",
+                    market=row["market"],
+                    lang=row["lang"],
+                    posted_date=row["posted_date"],
+                    drug_types=json.loads(row["drug_types"]),
+                    ships_from=json.loads(row["ships_from"]),
+                    hints=json.loads(row["hints"]),
+                    round=rnd,
+                    done=done,
+                    blind=rnd == 2,
                 )
-            )  # fmt: skip
-        return items
+            )
+        return items, len(rows)
+
+    def order(self, batch: str, reviewer: str, filters: Filters) -> list[tuple[str, bool]]:
+        """(record id, done) in queue order, for moving through the queue without building items."""
+        return [(rid, done) for _, rid, _, done in self.queue_rows(batch, reviewer, filters)]
 
     def progress(self, batch: str, reviewer: str) -> dict[str, int]:
         """Counts for the progress bar: records, reviewed (round 1), blind second reviews due and done,
         and this reviewer's decisions."""
         with self.connect() as db:
+            total = db.execute("SELECT count(*) FROM records WHERE batch = ?", (batch,)).fetchone()[0]
             row = db.execute(
-                """SELECT count(*) AS total,
-                          sum(c1.rid IS NOT NULL) AS reviewed,
-                          sum(r.blind AND c1.rid IS NOT NULL) AS blind_due,
-                          sum(r.blind AND c2.rid IS NOT NULL) AS blind_done
-                   FROM records r
-                   LEFT JOIN current c1 ON c1.rid = r.rid AND c1.round = 1
-                   LEFT JOIN current c2 ON c2.rid = r.rid AND c2.round = 2
-                   WHERE r.batch = ?""",
+                """SELECT sum(c.round = 1) AS reviewed,
+                          sum(c.round = 1 AND r.blind) AS blind_due,
+                          sum(c.round = 2 AND r.blind) AS blind_done
+                   FROM current c JOIN records r ON r.rid = c.rid WHERE r.batch = ?""",
                 (batch,),
             ).fetchone()
             mine = db.execute(
@@ -426,7 +488,7 @@ class ReviewStore:
                 (reviewer, batch),
             ).fetchone()[0]
         return {
-            "total": int(row["total"] or 0),
+            "total": int(total or 0),
             "reviewed": int(row["reviewed"] or 0),
             "blind_due": int(row["blind_due"] or 0),
             "blind_done": int(row["blind_done"] or 0),
@@ -442,7 +504,9 @@ class ReviewStore:
         return row
 
     def _state(self, db: sqlite3.Connection, rid: str, reviewer: str) -> RecordState:
-        row = db.execute("SELECT payload, blind FROM records WHERE rid = ?", (rid,)).fetchone()
+        row = db.execute(
+            "SELECT b.payload, r.blind FROM records r JOIN bodies b ON b.id = r.id WHERE r.rid = ?", (rid,)
+        ).fetchone()
         if row is None:
             raise ReviewError(f"no record {rid!r} in this review")
         record = json.loads(row["payload"])
@@ -555,8 +619,8 @@ class ReviewStore:
 
     def current_decisions(self, rnd: int | None = None) -> list[dict[str, Any]]:
         """The decision in force per record and round (``rnd`` to pick one round), with the record's text."""
-        sql = """SELECT c.*, r.title, r.text, r.market, r.kind, r.lang, r.payload
-                 FROM current c JOIN records r ON r.rid = c.rid"""
+        sql = """SELECT c.*, b.title, b.text, r.market, r.kind, r.lang, b.payload
+                 FROM current c JOIN records r ON r.rid = c.rid JOIN bodies b ON b.id = r.id"""
         args: tuple[Any, ...] = ()
         if rnd is not None:
             sql += " WHERE c.round = ?"
@@ -573,12 +637,12 @@ class ReviewStore:
 
     def records(self, batch: str | None = None) -> list[dict[str, Any]]:
         """Loaded records (normalised labelled records), in batch order."""
-        sql = "SELECT payload FROM records"
+        sql = "SELECT b.payload FROM records r JOIN bodies b ON b.id = r.id"
         args: tuple[Any, ...] = ()
         if batch is not None:
-            sql, args = sql + " WHERE batch = ?", (batch,)
+            sql, args = sql + " WHERE r.batch = ?", (batch,)
         with self.connect() as db:
-            return [json.loads(r[0]) for r in db.execute(sql + " ORDER BY batch, pos", args)]
+            return [json.loads(r[0]) for r in db.execute(sql + " ORDER BY r.batch, r.pos", args)]
 
 
 def _reviewer(name: str) -> str:
