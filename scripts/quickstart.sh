@@ -8,3 +8,4 @@ export PATH="$PWD/.venv/bin:$PATH"  # dvc.yaml runs `python -m pipeline.<stage>`
 [ -d ../shared/data/markets ] || echo "narcotag: ../shared is not here; running on the built-in sample only."
 .venv/bin/dvc repro
 .venv/bin/narcotag summary
+.venv/bin/narcotag score data/raw/sample --model models:/narcotag-tagger@champion --out data/scored/sample --report --fresh && echo "narcotag: sample scored -> data/scored/sample/ (open data/scored/sample/report.html; records in parts/, rejects in quarantine.jsonl); MLflow UI: .venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db"
