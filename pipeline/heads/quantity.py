@@ -1113,7 +1113,7 @@ _SAME_AMOUNT_GAP: Final = re.compile(
     r"[\s()\[\]=~≈:,/|-]*(?:(?:approx|appr|ca|about|aka|or|i\.e)\.?)?[\s()\[\]=~≈:,/|-]*", re.IGNORECASE
 )
 # Where one menu entry ends and the next begins.
-_SEGMENT_SEP: Final = re.compile(r"\n|[|;/,•]|\s[-–—]+\s|\s[-–—]+$")
+_SEGMENT_SEP: Final = re.compile(r"\n|[|;/,•]|\s[-–—]+\s|\s[-–—]+$|\.\s+(?=[^\W\d_])")
 _WORD: Final = re.compile(r"[^\W\d_]{2,}")
 # After an amount: punctuation, then perhaps one word ("+1g free", "10 pills bonus", "5g - free").
 _LEAD_WORD: Final = re.compile(r"([\s\W]*)(?:[^\W\d_]+[\s\W]+)?")
