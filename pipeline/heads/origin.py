@@ -724,8 +724,13 @@ _FIELD_WORD_RE: Final = re.compile(r"[^\W_]+(?:[.'’`´][^\W_]+)*\.?|&")
 _TOKEN_RE: Final = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*|\d+|\S", re.U)
 _FLAG_RE: Final = re.compile(r"[\U0001F1E6-\U0001F1FF]{2}|\U0001F3F4[\U000E0061-\U000E007A]{5,6}\U000E007F")
 _LIST_GLUE: Final = re.compile(
-    r"^\s*(?:,|/|&|\+|\||;|and|or|und|oder|en|of|et|ou|y|o|i|lub|и|или|\s)*\s*$", re.I
+    r"^\s*(?:,|/|&|\+|\||;|and|or|und|oder|en|of|et|ou|y|o|i|lub|и|или|\s)*\s*"
+    r"(?:(?:the|la|le|les|l'|l’|de|der|die|den|het|el|los|las)\s+)?$",
+    re.I,
 )
+#: an upper-case code joined to another code of a list ("DE/AT", "BE en DE", "DE, AT, CH")
+_CODE_AFTER: Final = re.compile(r"\s*(?:/|,|&|\+|and|und|en|et|y|i|и)\s*([A-Z]{2})(?![\w])")
+_CODE_BEFORE: Final = re.compile(r"(?<![\w])([A-Z]{2})\s*(?:/|,|&|\+|and|und|en|et|y|i|и)\s*$")
 #: upper-case 2-letter ISO codes that are common words or units in titles
 _WORD_CODES: Final = frozenset(
     [
@@ -983,6 +988,28 @@ def _ev(text: str, m: _Mention, code: str, role: str) -> dict[str, Any]:
     return {"text": text[m.start : m.end], "start": m.start, "end": m.end, "code": code, "role": role}
 
 
+def _codes_in_lists(text: str, mentions: list[_Mention], tb: OriginTables) -> None:
+    """Add the upper-case codes that are also words ("AT", "BE", "NO") when a list joins them to a code
+    already found ("nach DE/AT", "naar BE en DE"); ``mentions`` grows in place."""
+    taken = {(m.start, m.end) for m in mentions}
+    queue = [m for m in mentions if m.entry.kind == "code"]
+    while queue:
+        m = queue.pop()
+        found = []
+        if after := _CODE_AFTER.match(text, m.end):
+            found.append((after.start(1), after.end(1)))
+        if before := _CODE_BEFORE.search(text, 0, m.start):
+            found.append((before.start(1), before.end(1)))
+        for start, end in found:
+            code = text[start:end]
+            overlaps = any(s < end and start < e for s, e in taken)
+            if code in tb.iso2 and not overlaps:
+                new = _Mention(start, end, [code], Entry((code,), "code"), key=code.lower())
+                mentions.append(new)
+                taken.add((start, end))
+                queue.append(new)
+
+
 def _text_mentions(text: str, tb: OriginTables, field_from: list[str]) -> list[_Mention]:
     """Every place and flag in the text with its role (from / to / local / None) and strength."""
     low = text.lower()
@@ -1021,6 +1048,7 @@ def _text_mentions(text: str, tb: OriginTables, field_from: list[str]) -> list[_
             mentions.append(_Mention(fm.start(), fm.end(), [flag], Entry((flag,), "flag")))
     if not mentions:
         return mentions
+    _codes_in_lists(text, mentions, tb)
     context_codes = set(field_from) | {c for o in mentions if o.entry.kind != "city" for c in o.codes}
     for m in mentions:
         if m.entry.kind == "city" and len(m.codes) > 1:
