@@ -80,14 +80,27 @@ def signature() -> Any:
     return ModelSignature(inputs=Schema(inputs))
 
 
-def champion_metric(client: Any, name: str) -> float | None:
-    """The metric recorded on the current champion version, or None when there is no champion."""
+def champion_metric(client: Any, name: str) -> tuple[float | None, str | None]:
+    """(metric value, evaluation data) recorded on the current champion, or (None, None) without one."""
     try:
         version = client.get_model_version_by_alias(name, CHAMPION)
     except Exception:  # noqa: BLE001 - MLflow raises a generic exception for a missing alias
-        return None
+        return None, None
     value = version.tags.get("champion_metric_value")
-    return float(value) if value is not None else None
+    return (float(value) if value not in (None, "None") else None), version.tags.get("data")
+
+
+def should_promote(new: float | None, new_data: str, current: float | None, current_data: str | None) -> bool:
+    """Figures are comparable only on the same evaluation data. A model evaluated on real markets outranks
+    one evaluated on the built-in sample (whose figures are high because the sample is easy); otherwise
+    the new version must beat the champion's figure."""
+    if new is None:
+        return False
+    if current is None or current_data is None:
+        return True
+    if new_data != current_data:
+        return current_data == "sample"
+    return new > current
 
 
 def run(params: ExportParams, paths: Paths, dataset: str = "sample") -> dict[str, Any]:
@@ -132,11 +145,19 @@ def run(params: ExportParams, paths: Paths, dataset: str = "sample") -> dict[str
         client.set_model_version_tag(
             tracking.REGISTERED_MODEL, version, "champion_metric_value", str(metric_value)
         )
-        current = champion_metric(client, tracking.REGISTERED_MODEL)
-        promote = metric_value is not None and (current is None or metric_value > current)
+        client.set_model_version_tag(tracking.REGISTERED_MODEL, version, "data", dataset)
+        current, current_data = champion_metric(client, tracking.REGISTERED_MODEL)
+        promote = should_promote(metric_value, dataset, current, current_data)
         if promote:
             client.set_registered_model_alias(tracking.REGISTERED_MODEL, CHAMPION, version)
-        result.update({"version": version, "previous_champion_value": current, "promoted": promote})
+        result.update(
+            {
+                "version": version,
+                "previous_champion_value": current,
+                "previous_champion_data": current_data,
+                "promoted": promote,
+            }
+        )
     (paths.models / "export.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
 

@@ -187,3 +187,18 @@ def test_tagger_agrees_with_sample_truth(pipeline_root: Path) -> None:
     assert quantity >= 0.85
     assert origin >= 0.85
     assert hints >= 0.85
+
+
+@pytest.mark.parametrize(
+    ("new", "new_data", "current", "current_data", "expected"),
+    [
+        (0.8, "sample", None, None, True),  # no champion yet
+        (0.8, "shared", 0.97, "sample", True),  # real-market figures outrank the easy sample
+        (0.99, "sample", 0.8, "shared", False),
+        (0.81, "shared", 0.80, "shared", True),
+        (0.80, "shared", 0.80, "shared", False),  # equal is not better
+        (None, "shared", 0.8, "shared", False),
+    ],
+)
+def test_should_promote(new, new_data, current, current_data, expected) -> None:  # type: ignore[no-untyped-def]
+    assert export.should_promote(new, new_data, current, current_data) is expected
