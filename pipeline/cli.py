@@ -178,15 +178,15 @@ def _print_summary(summary: dict) -> None:  # type: ignore[type-arg]
 @app.command()
 def score(
     inputs: Annotated[
-        list[Path],
+        list[str],
         typer.Argument(
             help="Scrapes to score: files or folders in any supported format (CSV, JSONL(.gz), Parquet, "
             "HTML folders, Telegram result.json; a folder mixing them is split; a sample folder is read "
-            "as its manifest says)."
+            "as its manifest says). With --engine spark: Parquet paths or URIs (hdfs://, s3a://)."
         ),
     ],
     out: Annotated[
-        Path,
+        str,
         typer.Option(
             help="Output DIR (chunk files + manifest + quarantine), or FILE.parquet|.jsonl|.csv "
             "(assembled at the end; its chunks are kept in FILE.score/)."
@@ -247,8 +247,8 @@ def score(
         from pipeline.score import score as score_batch
 
         result = score_batch(
-            inputs, out, model, fmt=fmt, params=params, adapter=adapter, preset=preset, report=report,
-            workers=workers, fresh=fresh, log=console.print,
+            [Path(i) for i in inputs], Path(out), model, fmt=fmt, params=params, adapter=adapter,
+            preset=preset, report=report, workers=workers, fresh=fresh, log=console.print,
         )  # fmt: skip
     else:
         raise typer.BadParameter("use local or spark", param_hint="--engine")

@@ -38,6 +38,7 @@ import math
 import multiprocessing
 import os
 import shutil
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -810,8 +811,25 @@ def _use_tagger(model: ModelRef) -> Tagger:
     return _TAGGER
 
 
-def _init_worker(model: ModelRef) -> None:
+def _init_worker(model: ModelRef, parent: int) -> None:
+    _die_with_parent(parent)
     _use_tagger(model)
+
+
+def _die_with_parent(parent: int) -> None:
+    """Linux: this worker gets SIGKILL when the scoring process dies (even by ``kill -9``) instead of
+    lingering with the model in memory. Elsewhere the pool's own shutdown has to do."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 def _duplicate_entry(item: RawRecord) -> dict[str, Any]:
@@ -948,7 +966,9 @@ def score(
     if n_workers > 1:
         methods = multiprocessing.get_all_start_methods()
         context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-        pool = ProcessPoolExecutor(n_workers, mp_context=context, initializer=_init_worker, initargs=(ref,))
+        pool = ProcessPoolExecutor(
+            n_workers, mp_context=context, initializer=_init_worker, initargs=(ref, os.getpid())
+        )
         wait([pool.submit(_noop) for _ in range(n_workers)])  # start them all before any thread does
     counts: dict[str, SourceStats] = {}
     seen = SeenIds()

@@ -218,9 +218,13 @@ def spark_session(master: str = "local[2]") -> Any:
     return builder.getOrCreate()
 
 
+def _is_uri(path: str | Path) -> bool:
+    return "://" in str(path)
+
+
 def score_spark(
-    inputs: list[Path],
-    out: Path,
+    inputs: list[Path] | list[str],
+    out: Path | str,
     model: str = "models:/narcotag-tagger@champion",
     params: ScoreParams | None = None,
     master: str = "local[2]",
@@ -231,18 +235,19 @@ def score_spark(
 ) -> dict[str, Any]:
     """Score Parquet ``inputs`` (generic listing format) with Spark into ``out``; return the summary.
 
-    ``model`` is a ``models:/`` URI or a local MLflow model folder (a logged pyfunc, not a folder of
-    heads). ``env_manager="virtualenv"`` makes executors rebuild the model's pinned environment (a
-    cluster without narcotag installed); ``local`` uses the executors' Python as it is.
+    Inputs and ``out`` may be local paths or filesystem URIs Spark reads (``hdfs://``, ``s3a://``...);
+    with local ones the counts come from the Parquet footers, otherwise from Spark. ``model`` is a
+    ``models:/`` URI or a local MLflow model folder (a logged pyfunc, not a folder of heads).
+    ``env_manager="virtualenv"`` makes executors rebuild the model's pinned environment (a cluster without
+    narcotag installed); ``local`` uses the executors' Python as it is.
     """
     import mlflow
     from pyspark.sql import functions as F
 
     started = time.perf_counter()
     params = params or ScoreParams()
-    out = Path(out)
-    files = [str(Path(p).resolve()) for p in inputs]
-    bad = [f for f in files if not (f.endswith((".parquet", ".pq")) or Path(f).is_dir())]
+    files = [str(p) if _is_uri(p) else str(Path(p).resolve()) for p in inputs]
+    bad = [f for f in files if not (_is_uri(f) or f.endswith((".parquet", ".pq")) or Path(f).is_dir())]
     if bad:
         raise ValueError(f"--engine spark reads Parquet (generic listing format): {bad}; use --engine local")
     if str(model).startswith("models:/"):
@@ -250,6 +255,8 @@ def score_spark(
         name, version, uri = ref.name, ref.version, str(ref.location)
     else:  # a saved pyfunc folder
         uri, name, version = str(Path(model).resolve()), "narcotag-tagger", Path(model).name
+    local_out = not _is_uri(out)
+    records = str(Path(out).resolve() / "records") if local_out else f"{str(out).rstrip('/')}/records"
     own_session = spark is None
     spark = spark or spark_session(master)
     try:
@@ -265,13 +272,19 @@ def score_spark(
             ]
             frame = frame.select(*columns)
             scored = frame.select(udf(F.struct(*INPUT_COLUMNS)).alias("r")).select("r.record.*")
-            records = out / "records"
-            scored.write.mode("overwrite").partitionBy("status").parquet(str(records))
+            scored.write.mode("overwrite").partitionBy("status").parquet(records)
+        if local_out and not any(_is_uri(f) for f in files):  # the footers say it: no Spark job needed
+            read = parquet_rows(Path(f) for f in files)
+            by_status = {
+                p.name.removeprefix("status="): parquet_rows([p]) for p in Path(records).glob("status=*")
+            }
+        else:
+            read = spark.read.parquet(*files).count()
+            counts = spark.read.parquet(records).groupBy("status").count().collect()
+            by_status = {row["status"]: row["count"] for row in counts}
     finally:
         if own_session:
             spark.stop()
-    read = parquet_rows(Path(f) for f in files)  # from the footers: no Spark job needed
-    by_status = {p.name.removeprefix("status="): parquet_rows([p]) for p in records.glob("status=*")}
     ok, quarantined = by_status.get("ok", 0), by_status.get("quarantined", 0)
     if ok + quarantined != read or set(by_status) - {"ok", "quarantined"}:
         from pipeline.clean import AccountingError
@@ -285,13 +298,14 @@ def score_spark(
         "engine": f"spark ({master})",
         "model": {"uri": str(model), "name": name, "version": version},
         "rates_date": params.rates_date,
-        "outputs": {"records": str(records / "status=ok"), "quarantine": str(records / "status=quarantined")},
+        "outputs": {"records": f"{records}/status=ok", "quarantine": f"{records}/status=quarantined"},
         "seconds": round(time.perf_counter() - started, 2),
     }
-    _write_json(out / "summary.json", summary)
-    if report:
-        summary["outputs"]["report"] = str(write_spark_report(out, summary, params))
-        _write_json(out / "summary.json", summary)
+    if local_out:
+        _write_json(Path(out) / "summary.json", summary)
+        if report:
+            summary["outputs"]["report"] = str(write_spark_report(Path(out), summary, params))
+            _write_json(Path(out) / "summary.json", summary)
     return summary
 
 

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import psutil
 import pytest
 
 pytest.register_assert_rewrite("score_fixtures")
@@ -100,7 +101,7 @@ def _manifest_chunks(out: Path) -> int:
 
 
 def test_resume_after_kill_9(registry, tmp_path):
-    """Kill the scoring process (and its workers) with SIGKILL once some chunks exist; the same command
+    """SIGKILL the scoring process once some chunks exist (its two workers die with it); the same command
     then finishes the batch: record count and content equal an uninterrupted run, no duplicates."""
     inputs = [registry.sample / "listings.jsonl", registry.sample / "agora_export.csv"]
     reference = score(inputs, tmp_path / "ref", MODEL_URI, fmt="jsonl", params=small_params(chunk_size=25))
@@ -116,8 +117,14 @@ def test_resume_after_kill_9(registry, tmp_path):
     deadline = time.monotonic() + 60
     while _manifest_chunks(out) < 3 and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
-    os.killpg(process.pid, signal.SIGKILL)
+    workers = psutil.Process(process.pid).children()
+    os.kill(process.pid, signal.SIGKILL)  # the scoring process only: its workers must not outlive it
     process.wait()
+    gone, alive = psutil.wait_procs(workers, timeout=10)
+    for orphan in alive:  # keep the machine clean even when the assertion below fails
+        orphan.kill()
+    assert not alive, "worker processes outlived the killed scoring process"
+    assert len(workers) == 2
     done_at_kill = _manifest_chunks(out)
     assert 3 <= done_at_kill < reference["chunks"], "the run was not killed mid-way"
     assert not (out / "summary.json").exists()
