@@ -957,8 +957,9 @@ def score(
     if done:
         say(f"resuming {layout.root}: {len(done)} chunks already scored")
     estimated = estimate_records(specs)
-    n_workers = _worker_count(params, workers, estimated)
-    tagger = _use_tagger(ref)  # loaded before any fork: workers share it
+    finished_before = bool(manifest.get("complete"))  # a re-run of a finished batch only re-checks
+    n_workers = 1 if finished_before else _worker_count(params, workers, estimated)
+    tagger = None if finished_before else _use_tagger(ref)  # loaded before any fork: workers share it
     # the Tagger's ~0.5M long-lived objects leave the garbage collector's view: fewer full collections
     # here, and no copy-on-write of the pages a forked worker shares with this process
     gc.freeze()
@@ -1004,7 +1005,7 @@ def score(
                 digests[index] = digest
                 task = ChunkTask(index, items, duplicates, layout, params)
                 if pool is None:
-                    finish(score_chunk(task, tagger))
+                    finish(score_chunk(task, tagger or _use_tagger(ref)))
                     progress.advance(task_id, len(items))
                     continue
                 pending[pool.submit(score_chunk, task)] = index
