@@ -12,6 +12,7 @@ Everything here is pure and cheap on ASCII text, because the clean stage runs it
 from __future__ import annotations
 
 import html
+import os
 import re
 import unicodedata
 from functools import cache
@@ -426,12 +427,26 @@ def detect_language(text: str) -> str:
     return detect_languages([text])[0]
 
 
+_parallel_pid: list[int] = []  # the process that started lingua's thread pool (set on first use)
+
+
+def _detect_many(samples: list[str]) -> list[object]:
+    """lingua over many texts: its thread pool in the process that started it; one by one in a forked
+    child of that process, whose copy of the pool has no threads left (using it there deadlocks)."""
+    detector = _lingua_detector()
+    if not _parallel_pid:
+        _parallel_pid.append(os.getpid())
+    if _parallel_pid[0] == os.getpid():
+        return list(detector.detect_languages_in_parallel_of(samples))
+    return [detector.detect_language_of(sample) for sample in samples]
+
+
 def detect_languages(texts: list[str]) -> list[str]:
     """Languages of many texts: the cheap pass first, then lingua in parallel on the undecided."""
     result = [_cheap_language(t) for t in texts]
     undecided = [i for i, code in enumerate(result) if code is None]
     if undecided:
-        detected = _lingua_detector().detect_languages_in_parallel_of([texts[i][:600] for i in undecided])
+        detected = _detect_many([texts[i][:600] for i in undecided])
         for i, language in zip(undecided, detected, strict=True):
             result[i] = _lingua_code(language)
     return [code or "und" for code in result]
