@@ -420,6 +420,8 @@ def compare_ad_models(
             y_gold = np.array([g["is_offer"] for g in gold], dtype=bool)
             scores = head.predict_scores(gold_df)
             figures["gold"] = _binary_figures(y_gold, scores, params.threshold)
+            figures["gold"]["min_offer_score"] = round(float(scores[y_gold].min()), 4)
+            figures["gold"]["max_non_offer_score"] = round(float(scores[~y_gold].max()), 4)
             figures["gold_by_lang"] = {
                 lang: _binary_figures(y_gold[mask], scores[mask], params.threshold)["accuracy"]
                 for lang in LANGS
