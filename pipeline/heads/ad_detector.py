@@ -118,10 +118,22 @@ class CueMatcher:
         drug = "|".join(f"(?:{t})" for terms in drug_terms.values() for t in terms)
         strong = "|".join(f"(?:{t})" for terms in load_strong_terms().values() for t in terms)
         self.drug = re.compile(rf"(?<![\w])(?:{drug})(?![\w])", re.IGNORECASE)
+        self._cache: dict[str, tuple[tuple[tuple[str, Any], ...], ...]] = {}
         self.strong = re.compile(rf"(?<![\w])(?:{strong})(?![\w])", re.IGNORECASE)
 
     def matches(self, text: str) -> list[dict[str, Any]]:
-        """Cue hits ``{"text", "start", "end", "cue", "polarity"}`` in text order (derived cues last)."""
+        """Cue hits ``{"text", "start", "end", "cue", "polarity"}`` in text order (derived cues last).
+
+        The last texts' hits are cached: the features and the evidence of one record scan it once."""
+        cached = self._cache.get(text)
+        if cached is None:
+            cached = tuple(tuple(h.items()) for h in self._scan(text))
+            if len(self._cache) >= 4096:
+                self._cache.clear()
+            self._cache[text] = cached
+        return [dict(h) for h in cached]
+
+    def _scan(self, text: str) -> list[dict[str, Any]]:
         hits = [
             {"text": m.group(0), "start": m.start(), "end": m.end(), "cue": m.lastgroup}
             for m in self.pattern.finditer(text)
