@@ -18,6 +18,7 @@ import unicodedata
 from functools import cache
 
 import ftfy
+import ftfy.badness
 from selectolax.lexbor import LexborHTMLParser as HTMLParser
 
 _TAG = re.compile(r"<\s*/?\s*[a-zA-Z][a-zA-Z0-9]*(\s[^<>]*)?/?\s*>")
@@ -40,6 +41,7 @@ def strip_html(text: str) -> str:
     return root.text(separator="") if root is not None else ""
 
 
+_MOJIBAKE_LEAD = re.compile("[\u00c2\u00c3\u00c5\u00d0\u00d1\u00e2\u00ef\u20ac\ufffd]")
 _NEEDS_WORK = re.compile(r"[<&\x00-\x1f\x7f]|  |^\s|\s$")
 
 
@@ -57,7 +59,10 @@ def clean_text(text: str | None) -> str:
     if "&" in text:
         text = html.unescape(text)
     if not text.isascii():
-        text = ftfy.fix_text(text, _FTFY_CONFIG)
+        # ftfy works line by line and its own badness test is slow on pages: gate both behind the lead
+        # characters that UTF-8 read as cp1252/latin-1 leaves (Ã, Â, â€, Ð, Ñ, ...)
+        if _MOJIBAKE_LEAD.search(text) and ftfy.badness.is_bad(text):
+            text = ftfy.fix_text(text, _FTFY_CONFIG)
         text = unicodedata.normalize("NFKC", text)
     text = _CONTROL.sub(" ", text.replace("\r\n", "\n").replace("\r", "\n"))
     text = _HSPACE.sub(" ", text)
