@@ -935,6 +935,8 @@ def build_ad(world: World, profile: dict[str, Any], ident: Identity, offer: bool
         return Ad(text, None, labels, category)
     if extra.get("bare") and rng.random() < 0.12:  # an offer without amounts or prices
         return _bare_offer(world, profile, filler, labels, extra["bare"])
+    if extra.get("combo") and rng.random() < 0.08:  # two products for one price
+        return _combo_offer(world, profile, filler, labels, extra["combo"])
 
     keys = rng.sample(specialty, 1 if rng.random() < 0.25 else rng.randint(2, min(5, len(specialty))))
     if len(keys) > 1 and rng.random() < 0.1:  # now and then something outside the channel's usual range
@@ -1048,6 +1050,33 @@ def _bare_offer(
     used = keys if "{name2}" in template else keys[:1]
     labels.drug_types = sorted({c for k in used for c in world.products[k]["codes"]})
     lines = [filler.fill(template, values)]
+    if rng.random() < 0.5:
+        lines.append(rng.choice(phr["delivery"]))
+    lines.append(filler.fill(rng.choice(phr["contact"])))
+    return Ad("\n".join(lines), None, labels, "offer")
+
+
+def _combo_offer(
+    world: World, profile: dict[str, Any], filler: Filler, labels: Labels, words: list[str]
+) -> Ad:
+    """A deal of two products for one price; the first-named product's amount is the offer."""
+    rng = world.rng
+    lang = profile["lang"]
+    phr = world.tpl["ads"][lang]
+    keys = rng.sample(profile["specialty"], 2)
+    parts, amounts, price = [], [], 0.0
+    for key in keys:
+        prod = world.products[key]
+        tier = prod["tiers"][0]
+        amount = amount_for(rng, prod, tier, lang, plain=True)
+        amounts.append(amount)
+        parts.append(f"{amount.text} {_local_name(world, key, lang)}")
+        price += price_usd(prod, tier)
+    deal = money(price * 0.85 * profile["rate"], profile["currency"])
+    labels.drug_types = sorted({c for k in keys for c in world.products[k]["codes"]})
+    labels.quantity = quantity_of(amounts[0], None)
+    mark = rng.choice(["🎉", "🔥", "💥", ""])
+    lines = [f"{mark} {rng.choice(words)}: {' + '.join(parts)} = {deal}".strip()]
     if rng.random() < 0.5:
         lines.append(rng.choice(phr["delivery"]))
     lines.append(filler.fill(rng.choice(phr["contact"])))
