@@ -278,7 +278,8 @@ def summary() -> None:
         )
     console.print("records: data/interim/records.parquet   quarantine: data/interim/quarantine.jsonl")
     console.print(
-        "metrics: reports/metrics.md   MLflow UI: .venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db"
+        f"metrics: reports/{dataset}/metrics.md   "
+        "MLflow UI: .venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db"
     )
 
 
