@@ -94,7 +94,7 @@ def test_bad_params_and_one_class_data() -> None:
         AdDetectorHead().predict(_frame(OFFERS))
 
 
-@pytest.mark.parametrize("family", ["char", "word_cues"])
+@pytest.mark.parametrize("family", ["char", "char_cues"])
 def test_other_families_fit(family: str) -> None:
     frame = _frame(OFFERS + NON_OFFERS)
     labels = [True] * len(OFFERS) + [False] * len(NON_OFFERS)

@@ -9,7 +9,8 @@ then gives non-offer ads ``drug_types: ["non_drug"]`` (:func:`apply_ad_detection
   addresses and digits masked (:func:`normalise`), so that the model learns shapes ("00g - 00€") rather than
   one channel's prices or names.
 - Features (``params.family``): ``char`` character 2-5-grams (``char_wb``) only; ``char_cues`` the same plus
-  cue counts; ``word_cues`` word 1-2-grams plus cue counts. Cues (``resources/ad_cues.yaml`` and the drug
+  cue counts; ``word_cues`` (default: best in ``pipeline.messages.compare_ad_models``) word 1-2-grams plus
+  cue counts. Cues (``resources/ad_cues.yaml`` and the drug
   lexicon) count prices, amounts, menu lines (an amount and a price on one line), stock and delivery words,
   calls to order, and on the other side questions, requests, news, harm-reduction, rules, scam and chat words.
 - Model: one logistic regression; ``offer_score`` is its probability, ``is_offer`` = score >= threshold.
@@ -48,7 +49,7 @@ _RESOURCE: Final = "ad_cues.yaml"
 class AdDetectorParams:
     """Hyper-parameters of the ad_detector head."""
 
-    family: str = "char_cues"  # one of FAMILIES
+    family: str = "word_cues"  # one of FAMILIES; the MLflow comparison's pick (data/gold/README_messages.md)
     C: float = 4.0
     char_ngram_min: int = 2
     char_ngram_max: int = 5
