@@ -254,6 +254,15 @@ def _binarize_codes(lists: list[list[str]], classes: tuple[str, ...]) -> np.ndar
     return y
 
 
+def messages_metrics(gold_dir: Path, models: Path) -> dict[str, Any]:
+    """The full Tagger (drug_type + ad detection + rule heads) on the messenger gold set, per language."""
+    from pipeline.messages import evaluate_messages, markdown_table
+    from pipeline.tagger import Tagger
+
+    result = evaluate_messages(gold_dir / "messages.jsonl", Tagger.load(models))
+    return {**result, "errors": result["errors"][:50], "table_md": markdown_table(result)}
+
+
 def field_origin_metrics(gold_dir: Path) -> dict[str, Any]:
     """Accuracy of structured ships-from/to normalisation on data/gold/origin_fields.jsonl."""
     from pipeline.heads.origin import normalise_location_field
@@ -289,6 +298,8 @@ def run(
         "origin": {**origin_metrics(paths.gold, paths.models), "field": field_origin_metrics(paths.gold)},
         "laundering": laundering_metrics(paths.gold, paths.models),
     }
+    if (paths.gold / "messages.jsonl").exists() and (paths.models / "ad_detector").is_dir():
+        results["messages"] = messages_metrics(paths.gold, paths.models)
     out = reports / "metrics"
     out.mkdir(parents=True, exist_ok=True)
     for head, metrics in results.items():
@@ -320,6 +331,8 @@ def headline(results: dict[str, Any]) -> dict[str, float | None]:
         "address_recall": results["laundering"]["addresses"]["recall"],
         "contacts_precision": results["laundering"]["contacts"]["precision"],
         "contacts_recall": results["laundering"]["contacts"]["recall"],
+        "messages_ad_accuracy": results.get("messages", {}).get("all", {}).get("ad_accuracy"),
+        "messages_drug_micro_f1": results.get("messages", {}).get("all", {}).get("drug_micro_f1"),
     }
 
 

@@ -20,7 +20,7 @@ import pandas as pd
 import typer
 
 from pipeline.config import Paths
-from pipeline.heads.registry import HEADS
+from pipeline.heads.registry import HEADS, OPTIONAL_HEADS
 
 CHAMPION = "champion"
 
@@ -116,7 +116,7 @@ def run(params: ExportParams, paths: Paths, dataset: str = "sample") -> dict[str
     tracking.configure(paths)
     with tempfile.TemporaryDirectory() as tmp:
         bundle = Path(tmp) / "models"
-        for head in HEADS:
+        for head in [*HEADS, *(h for h in OPTIONAL_HEADS if (paths.models / h).is_dir())]:
             shutil.copytree(paths.models / head, bundle / head)
         with mlflow.start_run(run_name="export") as active:
             mlflow.set_tags({"stage": "export", "data": dataset, **tracking.run_context(paths)})
@@ -133,6 +133,7 @@ def run(params: ExportParams, paths: Paths, dataset: str = "sample") -> dict[str
             )
             run_id = active.info.run_id
     result: dict[str, Any] = {
+        "data": dataset,
         "run_id": run_id,
         "model_uri": info.model_uri,
         "metric": metric_name,

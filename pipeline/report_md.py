@@ -112,5 +112,9 @@ def write_metrics_markdown(
         "",
     ]
     lines += _per_class_table({"gold": la["hints"]}, LAUNDERING_HINTS)
+    if "messages" in results:
+        lines += ["", "## Messenger ads (data/gold/messages.jsonl), per language", "",
+                  "The full Tagger: drug_type, then the ad detector (non-offer ads are `non_drug`).", "",
+                  results["messages"]["table_md"]]  # fmt: skip
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipeline.heads.registry import HEADS, head_class
+from pipeline.heads.registry import HEADS, OPTIONAL_HEADS, head_class
 from pipeline.taxonomy import DRUG_TYPES, NON_DRUG
 
 MODEL_NAME = "narcotag-tagger"
@@ -53,6 +53,9 @@ class Tagger:
                 f"{models_dir} lacks trained heads {absent}: run `narcotag train` (or `dvc repro`) first"
             )
         heads = {name: head_class(name).load(models_dir / name) for name in HEADS}
+        for name in OPTIONAL_HEADS:  # e.g. the ad detector: used when trained
+            if (models_dir / name).is_dir():
+                heads[name] = head_class(name).load(models_dir / name)
         return cls(heads, model_name, model_version or models_fingerprint(models_dir))
 
     def tag(self, records: pd.DataFrame) -> list[dict[str, Any]]:
@@ -68,6 +71,8 @@ class Tagger:
         columns: dict[str, list[Any]] = {}
         for name in HEADS:
             columns.update(self.heads[name].predict(unique))
+        ad_head = self.heads.get("ad_detector")
+        ads = ad_head.predict(unique) if ad_head is not None else None
         thresholds = getattr(self.heads["drug_type"], "thresholds_", None)
         confidence = decision_confidences(columns["drug_type_scores"], columns["drug_types"], thresholds)
         passed = {
@@ -105,11 +110,27 @@ class Tagger:
                 "model": dict(self.model),
                 "provenance": {"file": file, "locator": locator, "adapter": adapter},
             }
+            if ads is not None and kind == "ad":
+                _apply_offer_decision(
+                    record, ads["is_offer"][i], ads["offer_score"][i], ads["offer_evidence"][i]
+                )
             if i in first_use:  # a repeated row: its own copy of the nested values
                 record = {k: copy.deepcopy(v) if isinstance(v, dict | list) else v for k, v in record.items()}
             first_use.add(i)
             out.append(record)
         return out
+
+
+def _apply_offer_decision(record: dict[str, Any], is_offer: bool, score: float, evidence: Any) -> None:
+    """A messenger ad that offers nothing (channel rules, news, a buyer asking) is ``non_drug`` and has no
+    primary quantity or origin; its mentions stay as evidence (pipeline/heads/ad_detector.py)."""
+    from pipeline.heads.ad_detector import apply_ad_detection, clear_offer_fields
+
+    record["is_offer"] = bool(is_offer)
+    record["offer_score"] = score
+    record["evidence"] = {**record["evidence"], "ad_detector": evidence}
+    record["drug_types"] = apply_ad_detection(["ad"], [bool(is_offer)], [record["drug_types"]])[0]
+    clear_offer_fields(["ad"], [bool(is_offer)], [record])
 
 
 #: The cleaned-record columns the heads read. Rows equal on all of them get equal labels, so a repeated

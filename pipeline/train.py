@@ -20,7 +20,7 @@ import typer
 
 from pipeline.config import Paths
 from pipeline.heads.drug_type import DrugTypeHead, DrugTypeParams, binarize
-from pipeline.heads.registry import HEADS, head_class
+from pipeline.heads.registry import HEADS, OPTIONAL_HEADS, head_class
 from pipeline.metrics import multilabel_report
 from pipeline.taxonomy import DRUG_TYPES
 
@@ -30,6 +30,8 @@ class TrainParams:
     """Params section ``train``: hyper-parameters per learned head."""
 
     drug_type: DrugTypeParams = field(default_factory=DrugTypeParams)
+    ad_detector_seeds: tuple[int, ...] = (101, 102, 103)  # generator seeds of its training traffic
+    ad_detector_messages_per_language: int = 150
     track: bool = True
 
 
@@ -58,12 +60,30 @@ def train_drug_type(params: DrugTypeParams, frame: pd.DataFrame) -> tuple[DrugTy
     return head, metrics
 
 
+def train_ad_detector(seeds: tuple[int, ...], messages_per_language: int) -> tuple[Any, dict[str, Any]]:
+    """The messenger ad detector, fitted on Telegram/messenger traffic the sample generator writes at
+    ``seeds`` (never on the gold set of data/gold/messages.jsonl, which measures it)."""
+    from pipeline.heads.ad_detector import AdDetectorHead
+    from pipeline.messages import generated_messages
+
+    frame = generated_messages(seeds, messages_per_language=messages_per_language)
+    ads = frame[frame["kind"] == "ad"]
+    started = time.perf_counter()
+    head = AdDetectorHead().fit(ads, list(ads["is_offer"]))
+    metrics: dict[str, Any] = {"train_records": len(ads), "offers": int(ads["is_offer"].sum())}
+    metrics["fit_seconds"] = round(time.perf_counter() - started, 2)
+    return head, metrics
+
+
 def run(head_name: str, params: TrainParams, paths: Paths) -> dict[str, Any]:
     """Train head ``head_name`` and save it under models/<head_name>/; returns its training metrics."""
     out_dir = paths.models / head_name
     if head_name == "drug_type":
         head, metrics = train_drug_type(params.drug_type, labelled_frame(paths))
         logged_params: dict[str, Any] = asdict(params.drug_type)
+    elif head_name == "ad_detector":
+        head, metrics = train_ad_detector(params.ad_detector_seeds, params.ad_detector_messages_per_language)
+        logged_params = {"seeds": list(params.ad_detector_seeds)}
     else:
         head = head_class(head_name)().fit(pd.DataFrame({"text": []}))
         metrics, logged_params = {"rules": True}, {}
@@ -97,7 +117,9 @@ app = typer.Typer(add_completion=False, help="DVC stage `train`: fit one head in
 
 @app.command()
 def main(
-    head: str = typer.Argument(..., help=f"Which head to train: one of {', '.join(HEADS)}."),
+    head: str = typer.Argument(
+        ..., help=f"Which head to train: one of {', '.join([*HEADS, *OPTIONAL_HEADS])}."
+    ),
     params_file: Path = typer.Option(Path("params.yaml"), help="The params file to read."),
 ) -> None:
     """Train HEAD with the params in PARAMS_FILE."""

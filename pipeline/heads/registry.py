@@ -15,9 +15,16 @@ HEADS: dict[str, str] = {
 }
 
 
+#: heads a Tagger uses when their folder exists (messenger ads: offer or not)
+OPTIONAL_HEADS: dict[str, str] = {
+    "ad_detector": "pipeline.heads.ad_detector:AdDetectorHead",
+}
+
+
 def head_class(name: str) -> Any:
     """The class of head ``name`` (imported on first use)."""
-    if name not in HEADS:
-        raise KeyError(f"unknown head {name!r}; known: {sorted(HEADS)}")
-    module, _, cls = HEADS[name].partition(":")
+    known = {**HEADS, **OPTIONAL_HEADS}
+    if name not in known:
+        raise KeyError(f"unknown head {name!r}; known: {sorted(known)}")
+    module, _, cls = known[name].partition(":")
     return getattr(importlib.import_module(module), cls)
