@@ -202,9 +202,13 @@ def clean_records(
         return [item for item in chunk if isinstance(item, RawRecord)]
 
     if workers > 1:
+        import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        # forkserver: workers never inherit this process's threads (lingua's pool, MLflow, a test runner),
+        # whose locks a plain fork can copy in a held state
+        context = multiprocessing.get_context("forkserver")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
             pending: list[tuple[list[RawRecord | Rejected], Any]] = []
             for chunk in _chunks(items, chunk_size):
                 pending.append((chunk, pool.submit(_clean_chunk, records_of(chunk))))
