@@ -18,7 +18,6 @@ Command line: ``python -m pipeline.messages evaluate`` and ``python -m pipeline.
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import tempfile
 import time
@@ -40,7 +39,7 @@ from pipeline.heads.ad_detector import (
     clear_offer_fields,
 )
 from pipeline.heads.drug_type import DrugTypeHead, DrugTypeParams, binarize
-from pipeline.taxonomy import DRUG_TYPES, LAUNDERING_HINTS, NON_DRUG, QUANTITY_FIELDS, QUANTITY_TOLERANCE
+from pipeline.taxonomy import DRUG_TYPES, LAUNDERING_HINTS, NON_DRUG
 from pipeline.text import fold_obfuscation
 
 LANGS: tuple[str, ...] = ("en", "de", "nl", "fr", "es", "pl", "ru")
@@ -223,14 +222,9 @@ class MessageTagger:
 
 
 def _quantity_equal(pred: dict[str, Any], gold: dict[str, Any]) -> bool:
-    for key in QUANTITY_FIELDS:
-        a, b = pred.get(key), gold.get(key)
-        if a is None or b is None:
-            if a is not b:
-                return False
-        elif not math.isclose(float(a), float(b), rel_tol=QUANTITY_TOLERANCE, abs_tol=1e-9):
-            return False
-    return True
+    from pipeline.evaluate import quantity_equal
+
+    return quantity_equal(pred, gold)
 
 
 def _micro_f1(pred: list[set[str]], gold: list[set[str]]) -> float | None:

@@ -38,6 +38,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion, Pipeline
 
+from pipeline.heads.base import load_skops
 from pipeline.heads.drug_type import load_lexicon_terms, load_strong_terms
 from pipeline.taxonomy import NON_DRUG
 
@@ -328,18 +329,9 @@ class AdDetectorHead:
             raise ValueError(f"{directory} does not hold an ad_detector head")
         params = AdDetectorParams(**json.loads((directory / "params.json").read_text()))
         head = cls(params, json.loads((directory / "cues.json").read_text("utf-8")))
-        untrusted = sio.get_untrusted_types(file=directory / "model.skops")
-        allowed = {
-            f"{__name__}.CueFeatures",
-            f"{__name__}._Side",
-            "numpy.float32",
-            "numpy.int8",
-            "builtins.dict",
-        }
-        unexpected = [t for t in untrusted if t not in allowed]
-        if unexpected:
-            raise ValueError(f"{directory / 'model.skops'} holds unexpected types: {unexpected}")
-        head.pipeline_ = sio.load(directory / "model.skops", trusted=untrusted)
+        head.pipeline_ = load_skops(
+            directory / "model.skops", {f"{__name__}.CueFeatures", f"{__name__}._Side"}
+        )
         return head
 
 

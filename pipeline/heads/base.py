@@ -27,3 +27,16 @@ class Head(Protocol):
 
     @classmethod
     def load(cls, directory: Path) -> Head: ...
+
+
+def load_skops(path: Path, allowed: set[str]) -> Any:
+    """Load a skops file, trusting only the non-standard types in ``allowed`` (plus the numpy and builtin
+    types every sklearn pipeline holds); anything else is refused rather than executed."""
+    import skops.io as sio
+
+    base = {"numpy.float32", "numpy.int8", "builtins.dict", "sklearn.multiclass._ConstantPredictor"}
+    untrusted = sio.get_untrusted_types(file=path)
+    unexpected = [t for t in untrusted if t not in allowed | base]
+    if unexpected:
+        raise ValueError(f"{path} holds unexpected types: {unexpected}")
+    return sio.load(path, trusted=untrusted)

@@ -31,6 +31,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import FeatureUnion, Pipeline
 
+from pipeline.heads.base import load_skops
 from pipeline.taxonomy import DRUG_TYPES, NON_DRUG
 
 _NON_DRUG_INDEX = DRUG_TYPES.index(NON_DRUG)
@@ -294,18 +295,7 @@ class DrugTypeHead:
         head = cls(params)
         lexicon = json.loads((directory / "lexicon.json").read_text(encoding="utf-8"))
         head.lexicon, head.strong = Lexicon(lexicon["terms"]), Lexicon(lexicon["strong"])
-        untrusted = sio.get_untrusted_types(file=directory / "model.skops")
-        allowed = {
-            f"{__name__}.LexiconFeatures",
-            "sklearn.multiclass._ConstantPredictor",  # a code without training positives
-            "numpy.float32",
-            "numpy.int8",
-            "builtins.dict",
-        }
-        unexpected = [t for t in untrusted if t not in allowed]
-        if unexpected:
-            raise ValueError(f"{directory / 'model.skops'} holds unexpected types: {unexpected}")
-        head.pipeline_ = sio.load(directory / "model.skops", trusted=untrusted)
+        head.pipeline_ = load_skops(directory / "model.skops", {f"{__name__}.LexiconFeatures"})
         thresholds = json.loads((directory / "thresholds.json").read_text())
         head.thresholds_ = np.array([thresholds[c] for c in DRUG_TYPES])
         return head
