@@ -145,7 +145,8 @@ def _clean_chunk(records: list[RawRecord]) -> list[tuple[dict[str, Any], str | N
     return results
 
 
-def _chunks(items: Iterable[RawRecord | Rejected], size: int) -> Iterator[list[RawRecord | Rejected]]:
+def chunked(items: Iterable[RawRecord | Rejected], size: int) -> Iterator[list[RawRecord | Rejected]]:
+    """Consecutive lists of ``size`` items (the last may be shorter), without reading ahead."""
     chunk: list[RawRecord | Rejected] = []
     for item in items:
         chunk.append(item)
@@ -210,7 +211,7 @@ def clean_records(
         context = multiprocessing.get_context("forkserver")
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
             pending: list[tuple[list[RawRecord | Rejected], Any]] = []
-            for chunk in _chunks(items, chunk_size):
+            for chunk in chunked(items, chunk_size):
                 pending.append((chunk, pool.submit(_clean_chunk, records_of(chunk))))
                 while len(pending) > workers * 2:  # bounded memory: merge the oldest before reading on
                     done_chunk, future = pending.pop(0)
@@ -218,7 +219,7 @@ def clean_records(
             for done_chunk, future in pending:
                 merge(done_chunk, future.result())
     else:
-        for chunk in _chunks(items, chunk_size):
+        for chunk in chunked(items, chunk_size):
             merge(chunk, _clean_chunk(records_of(chunk)))
 
     groups, representative = group_duplicates([r["id"] for r in rows], [r["text"] for r in rows], near_dup)

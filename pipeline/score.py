@@ -51,7 +51,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.clean import AccountingError, SourceSpec, SourceStats, clean_records
+from pipeline.clean import AccountingError, SourceSpec, SourceStats, chunked, clean_records
 from pipeline.config import Paths
 from pipeline.dedup import NearDupParams
 from pipeline.ingest import detect_adapter, read_source
@@ -888,17 +888,6 @@ def _noop() -> int:
 # --- the batch --------------------------------------------------------------------------------------
 
 
-def _chunks(items: Iterator[RawRecord | Rejected], size: int) -> Iterator[list[RawRecord | Rejected]]:
-    chunk: list[RawRecord | Rejected] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
 def _chunk_digest(items: list[RawRecord | Rejected]) -> str:
     digest = hashlib.blake2b(digest_size=10)
     for item in items:
@@ -985,7 +974,7 @@ def score(
     try:
         with make_progress() as progress:
             task_id = progress.add_task(f"score ({n_workers} worker{'s' * (n_workers > 1)})", total=estimated)
-            for index, items in enumerate(_chunks(read_items(specs, counts), params.chunk_size)):
+            for index, items in enumerate(chunked(read_items(specs, counts), params.chunk_size)):
                 n_chunks = index + 1
                 raw = [(i, record_id(it)) for i, it in enumerate(items) if isinstance(it, RawRecord)]
                 hashes = SeenIds.hash([rid for _, rid in raw])
