@@ -1,0 +1,188 @@
+"""Model families for the drug_type head, compared on the same splits through one code path.
+
+A *family* is a drug_type head class with the one head interface plus two members the comparison needs:
+
+- ``fit(records, labels=None, val_records=None, val_labels=None) -> self`` (thresholds tuned on val);
+- ``predict_scores(records) -> (n, 17) array`` in :data:`pipeline.taxonomy.DRUG_TYPES` order;
+- ``predict(records) -> {"drug_types", "drug_type_scores", "drug_type_evidence"}``; ``thresholds_``;
+- ``save(directory)`` (which also writes ``head.json`` naming the class, see :func:`write_head_marker`)
+  and ``load(directory)``.
+
+Every family's stage writes the *scores* of its leave-one-market-out rotations (validation and test parts)
+and of its in-market model to ``reports/<data>/families/<family>_scores.parquet``
+(:data:`SCORE_COLUMNS`). The ``compare`` stage then tunes thresholds on each rotation's validation part and
+measures the test part with the same :func:`pipeline.heads.drug_type.decide` for every family (and for
+ensembles of them), so a difference in the table is a difference between models, not between metric code.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipeline.taxonomy import DRUG_TYPES
+
+#: family name -> "module:Class" of its drug_type head
+FAMILIES: dict[str, str] = {
+    "sklearn": "pipeline.heads.drug_type:DrugTypeHead",
+    "spacy": "pipeline.heads.drug_type_spacy:SpacyDrugTypeHead",
+    "transformer": "pipeline.heads.drug_type_transformer:TransformerDrugTypeHead",
+    # the same fine-tuned model exported to ONNX with dynamic int8 quantisation, run by onnxruntime
+    "transformer_int8": "pipeline.heads.drug_type_transformer:TransformerDrugTypeHead",
+    "ensemble": "pipeline.heads.drug_type_ensemble:EnsembleDrugTypeHead",
+}
+
+#: columns of a family's scores file: one row per (rotation, part, record)
+SCORE_COLUMNS: tuple[str, ...] = ("id", "market_key", "rotation", "part", "labels", "scores")
+
+#: ``rotation`` value of the in-market model's rows (the others are held-out market keys)
+IN_MARKET = "in_market"
+
+HEAD_MARKER = "head.json"
+
+
+def family_class(family: str) -> Any:
+    """The head class of ``family`` (imported on first use, so torch loads only when needed)."""
+    if family not in FAMILIES:
+        raise KeyError(f"unknown model family {family!r}; known: {sorted(FAMILIES)}")
+    module, _, cls = FAMILIES[family].partition(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def write_head_marker(directory: Path, family: str, **extra: Any) -> None:
+    """Record in a saved head folder which family wrote it (the Tagger and export read this)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    marker = {"head": "drug_type", "family": family, "class": FAMILIES[family], **extra}
+    (directory / HEAD_MARKER).write_text(json.dumps(marker, indent=2) + "\n")
+
+
+def head_family(directory: Path) -> str:
+    """The family of a saved drug_type head folder (``sklearn`` for folders written before markers)."""
+    marker = Path(directory) / HEAD_MARKER
+    if not marker.exists():
+        return "sklearn"
+    family = str(json.loads(marker.read_text())["family"])
+    if family not in FAMILIES:
+        raise ValueError(f"{marker} names unknown family {family!r}; known: {sorted(FAMILIES)}")
+    return family
+
+
+def load_drug_type_head(directory: Path) -> Any:
+    """Load a saved drug_type head of any family (the class comes from an allow-list, never the file)."""
+    return family_class(head_family(directory)).load(Path(directory))
+
+
+# --- the splits every family uses ------------------------------------------------------------------------
+
+
+def rotation_frames(frame: pd.DataFrame, market: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Leave-one-market-out: (train, val) from the other markets' train/val splits; test = every labelled
+    record of ``market``. The one definition of a rotation for all families."""
+    others = frame[frame["market_key"] != market]
+    test = frame[frame["market_key"] == market]
+    return others[others["split"] == "train"], others[others["split"] == "val"], test
+
+
+def _score_rows(records: pd.DataFrame, scores: np.ndarray, rotation: str, part: str) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "id": records["id"].astype(str).to_numpy(),
+            "market_key": records["market_key"].astype(str).to_numpy(),
+            "rotation": rotation,
+            "part": part,
+            "labels": [list(x) for x in records["labels"]],
+            "scores": [row.astype(np.float32).tolist() for row in np.asarray(scores)],
+        }
+    )
+
+
+def lomo_scores(
+    frame: pd.DataFrame,
+    markets: list[str],
+    make_head: Callable[[], Any],
+    on_rotation: Callable[[str, Any], None] | None = None,
+) -> pd.DataFrame:
+    """Fit a fresh head (``make_head()``) per held-out market and collect its val and test scores."""
+    parts = []
+    for market in markets:
+        train, val, test = rotation_frames(frame, market)
+        head = make_head().fit(train, val_records=val if len(val) else None)
+        if len(val):
+            parts.append(_score_rows(val, head.predict_scores(val), market, "val"))
+        parts.append(_score_rows(test, head.predict_scores(test), market, "test"))
+        if on_rotation is not None:
+            on_rotation(market, head)
+    return pd.concat(parts, ignore_index=True) if parts else empty_scores()
+
+
+def in_market_scores(head: Any, frame: pd.DataFrame) -> pd.DataFrame:
+    """The trained (all-markets) head's scores on its val and test splits."""
+    parts = []
+    for part in ("val", "test"):
+        records = frame[frame["split"] == part]
+        if len(records):
+            parts.append(_score_rows(records, head.predict_scores(records), IN_MARKET, part))
+    return pd.concat(parts, ignore_index=True) if parts else empty_scores()
+
+
+def empty_scores() -> pd.DataFrame:
+    """A scores table with no rows."""
+    return pd.DataFrame({c: [] for c in SCORE_COLUMNS})
+
+
+def scores_path(reports: Path, family: str) -> Path:
+    """Where a family's scores live: reports/<data>/families/<family>_scores.parquet."""
+    return reports / "families" / f"{family}_scores.parquet"
+
+
+def info_path(reports: Path, family: str) -> Path:
+    """Where a family's facts (texts/s, fit time, params) live: reports/<data>/families/<family>.json."""
+    return reports / "families" / f"{family}.json"
+
+
+def write_family_outputs(reports: Path, family: str, scores: pd.DataFrame, info: dict[str, Any]) -> None:
+    """Write a family's scores table and its info JSON (``texts_per_second`` is required)."""
+    if "texts_per_second" not in info:
+        raise ValueError("a family's info needs texts_per_second (the export's throughput floor reads it)")
+    path = scores_path(reports, family)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scores.to_parquet(path, index=False)
+    info_path(reports, family).write_text(json.dumps({"family": family, **info}, indent=2) + "\n")
+
+
+def read_scores(path: Path) -> pd.DataFrame:
+    """A scores table written by :func:`write_family_outputs`."""
+    frame = pd.read_parquet(path)
+    missing = set(SCORE_COLUMNS) - set(frame.columns)
+    if missing:
+        raise ValueError(f"{path} lacks score columns {sorted(missing)}")
+    return frame
+
+
+def score_matrix(rows: pd.DataFrame) -> np.ndarray:
+    """The (n, 17) score matrix of some rows of a scores table."""
+    if rows.empty:
+        return np.zeros((0, len(DRUG_TYPES)), dtype=np.float32)
+    return np.vstack([np.asarray(s, dtype=np.float32) for s in rows["scores"]])
+
+
+def texts_per_second(head: Any, records: pd.DataFrame, limit: int = 2000, repeats: int = 2) -> float:
+    """Scoring throughput of ``head.predict`` on up to ``limit`` records (best of ``repeats``), in
+    records per second on this machine, single process."""
+    records = records.head(limit)
+    if records.empty:
+        return 0.0
+    head.predict(records.head(8))  # warm-up: lazy loads, first-call allocations
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        head.predict(records)
+        best = min(best, time.perf_counter() - started)
+    return round(len(records) / best, 1)
