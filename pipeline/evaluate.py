@@ -18,7 +18,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ import pandas as pd
 import typer
 from sklearn.metrics import precision_recall_curve
 
+from pipeline import families
 from pipeline.config import Paths
 from pipeline.heads.drug_type import DrugTypeHead, binarize
 from pipeline.heads.registry import head_class
@@ -50,31 +51,27 @@ class EvaluateParams:
 
 def lomo_rotations(
     frame: pd.DataFrame, markets: list[str], train_params: TrainParams, min_support: int
-) -> dict[str, Any]:
-    """Leave-one-market-out: train on the other markets, test on all labelled records of one."""
-    rotations: dict[str, Any] = {}
-    for market in markets:
-        others = frame[frame["market_key"] != market]
-        test = frame[frame["market_key"] == market]
-        train, val = others[others["split"] == "train"], others[others["split"] == "val"]
-        head = DrugTypeHead(train_params.drug_type).fit(train, val_records=val if len(val) else None)
-        predicted = head.predict(test)["drug_types"]
-        report = multilabel_report(
-            binarize(list(test["labels"])), binarize(predicted), min_support=min_support
-        )
-        report["train_markets"] = sorted(set(others["market_key"]))
-        rotations[market] = report
-    return rotations
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Leave-one-market-out: train on the other markets, test on all labelled records of one. Returns the
+    per-rotation reports and the scores table (the sklearn family's, see pipeline/families.py)."""
+    scores = families.lomo_scores(frame, markets, lambda: DrugTypeHead(train_params.drug_type))
+    dt = train_params.drug_type
+    rotations = families.family_report(scores, dt, dt.fallback_ratio, min_support).get("lomo", {})
+    for market, report in rotations.items():
+        report["train_markets"] = sorted(set(frame.loc[frame["market_key"] != market, "market_key"]))
+    return rotations, scores
 
 
 def drug_type_metrics(
     paths: Paths, params: EvaluateParams, train_params: TrainParams, lomo_markets: list[str], reports: Path
 ) -> dict[str, Any]:
-    """All drug_type figures (see module docstring); also writes the plot CSVs."""
+    """All drug_type figures (see module docstring); also writes the plot CSVs and the sklearn family's
+    scores table and facts (reports/<data>/families/sklearn*) for the model comparison."""
     frame = labelled_frame(paths)
     head = DrugTypeHead.load(paths.models / "drug_type")
     test = frame[frame["split"] == "test"]
     metrics: dict[str, Any] = {}
+    tables = [families.in_market_scores(head, frame)]
     if len(test):
         scores = head.predict_scores(test)
         from pipeline.heads.drug_type import decide
@@ -89,12 +86,19 @@ def drug_type_metrics(
         }
         _write_plots(reports / "plots", test, y_true, scores, y_pred, params.pr_points)
     if params.lomo and len(lomo_markets) >= 2:
-        rotations = lomo_rotations(frame, lomo_markets, train_params, params.min_support)
+        rotations, lomo_table = lomo_rotations(frame, lomo_markets, train_params, params.min_support)
+        tables.append(lomo_table)
         metrics["lomo"] = rotations
         metrics["lomo_mean"] = {
             key: round(float(np.mean([r["summary"][key] for r in rotations.values()])), 4)
             for key in ("macro_f1", "macro_f1_supported", "micro_f1")
         }
+    info = {
+        "texts_per_second": families.texts_per_second(head, test if len(test) else frame),
+        "params": asdict(train_params.drug_type),
+        "train_records": int((frame["split"] == "train").sum()),
+    }
+    families.write_family_outputs(reports, "sklearn", pd.concat(tables, ignore_index=True), info)
     return metrics
 
 

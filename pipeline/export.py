@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 import typer
 
+from pipeline import families
 from pipeline.config import Paths
 from pipeline.heads.registry import HEADS, OPTIONAL_HEADS
 
@@ -39,6 +40,9 @@ class ExportParams:
     metric: str = "drug_type_lomo_macro_f1"  # higher is better; from reports/metrics/summary.json
     fallback_metric: str = "drug_type_test_macro_f1"  # when the data has fewer than two markets
     register: bool = True
+    # the drug_type champion among the compared families (reports/<data>/families.json) must score at
+    # least this many texts/s in one process; the fastest candidate wins when none does
+    min_texts_per_second: float = 1000.0
 
 
 def input_example() -> pd.DataFrame:
@@ -57,10 +61,20 @@ def input_example() -> pd.DataFrame:
     )  # fmt: skip
 
 
-def pip_requirements() -> list[str]:
+#: what each drug_type family adds to the served model's requirements
+FAMILY_DISTRIBUTIONS: dict[str, tuple[str, ...]] = {
+    "sklearn": (),
+    "spacy": ("spacy",),
+    "transformer": ("torch", "transformers", "tokenizers", "safetensors"),
+    "transformer_int8": ("onnxruntime", "transformers", "tokenizers"),
+}
+
+
+def pip_requirements(drug_type_families: list[str] | None = None) -> list[str]:
     """Exact pins of what the served model needs, read from the environment that exports it."""
     pins = []
-    for name in SERVING_DISTRIBUTIONS:
+    extra = [d for f in drug_type_families or [] for d in FAMILY_DISTRIBUTIONS.get(f, ())]
+    for name in dict.fromkeys([*SERVING_DISTRIBUTIONS, *extra]):
         try:
             pins.append(f"{name}=={metadata.version(name)}")
         except metadata.PackageNotFoundError:
@@ -103,6 +117,53 @@ def should_promote(new: float | None, new_data: str, current: float | None, curr
     return new > current
 
 
+def drug_type_champion(params: ExportParams, paths: Paths, dataset: str, staging: Path) -> dict[str, Any]:
+    """The drug_type head to ship: the ``compare`` stage's best candidate at the throughput floor whose
+    models exist (an ensemble is assembled in ``staging``), or the sklearn head when nothing was compared.
+
+    Returns {"name", "members", "dir", "metric" (its mean LOMO macro-F1 or None), "texts_per_second"}.
+    """
+    from pipeline.compare import ENSEMBLE_PREFIX, choose_champion, ensemble_table
+
+    comparison = paths.reports / dataset / "families.json"
+    sklearn = {"name": "sklearn", "members": ["sklearn"], "dir": paths.models / "drug_type", "metric": None,
+               "texts_per_second": None}  # fmt: skip
+    if not comparison.exists():
+        return sklearn
+    candidates = json.loads(comparison.read_text())
+    usable = {
+        name: c
+        for name, c in candidates.items()
+        if all((paths.models / families.FAMILY_MODEL_DIRS[m]).is_dir() for m in c["members"])
+    }
+    if not usable:
+        return sklearn
+    name = choose_champion(usable, params.min_texts_per_second)
+    chosen = usable[name]
+    out = {"name": name, "members": chosen["members"], "metric": chosen["metric"],
+           "texts_per_second": chosen["texts_per_second"]}  # fmt: skip
+    if not name.startswith(ENSEMBLE_PREFIX):
+        return {**out, "dir": paths.models / families.FAMILY_MODEL_DIRS[name]}
+    from pipeline.heads.drug_type import DrugTypeParams, binarize
+    from pipeline.heads.drug_type_ensemble import EnsembleDrugTypeHead
+
+    members = {
+        m: families.load_drug_type_head(paths.models / families.FAMILY_MODEL_DIRS[m])
+        for m in chosen["members"]
+    }
+    reports = paths.reports / dataset
+    tables = {m: families.read_scores(families.scores_path(reports, m)) for m in chosen["members"]}
+    table = ensemble_table(tables)
+    val = table[(table["rotation"] == families.IN_MARKET) & (table["part"] == "val")]
+    head = EnsembleDrugTypeHead(
+        members, DrugTypeParams(**json.loads((paths.models / "drug_type" / "params.json").read_text()))
+    )
+    if len(val):  # the in-market models' validation scores: the ensemble's thresholds, never test
+        head.tune(families.score_matrix(val), binarize([list(x) for x in val["labels"]]))
+    head.save(staging / "drug_type_ensemble")
+    return {**out, "dir": staging / "drug_type_ensemble"}
+
+
 def run(params: ExportParams, paths: Paths, dataset: str = "sample") -> dict[str, Any]:
     """Log, register and maybe promote the Tagger; returns what happened (also models/export.json)."""
     import mlflow
@@ -116,10 +177,17 @@ def run(params: ExportParams, paths: Paths, dataset: str = "sample") -> dict[str
     tracking.configure(paths)
     with tempfile.TemporaryDirectory() as tmp:
         bundle = Path(tmp) / "models"
+        champion = drug_type_champion(params, paths, dataset, Path(tmp) / "staging")
+        if champion["metric"] is not None and metric_name == params.metric:
+            metric_value = champion["metric"]  # the same figure, measured for the family that ships
         for head in [*HEADS, *(h for h in OPTIONAL_HEADS if (paths.models / h).is_dir())]:
-            shutil.copytree(paths.models / head, bundle / head)
+            source = champion["dir"] if head == "drug_type" else paths.models / head
+            shutil.copytree(source, bundle / head)
         with mlflow.start_run(run_name="export") as active:
-            mlflow.set_tags({"stage": "export", "data": dataset, **tracking.run_context(paths)})
+            mlflow.set_tags(
+                {"stage": "export", "data": dataset, "drug_type_family": champion["name"],
+                 **tracking.run_context(paths)}
+            )  # fmt: skip
             mlflow.log_metrics({k: v for k, v in summary.items() if v is not None})
             info = mlflow.pyfunc.log_model(
                 name="tagger",
@@ -128,7 +196,7 @@ def run(params: ExportParams, paths: Paths, dataset: str = "sample") -> dict[str
                 code_paths=[str(Path(__file__).parent)],
                 signature=signature(),
                 input_example=input_example(),
-                pip_requirements=pip_requirements(),
+                pip_requirements=pip_requirements(champion["members"]),
                 registered_model_name=tracking.REGISTERED_MODEL if params.register else None,
             )
             run_id = active.info.run_id
@@ -138,6 +206,8 @@ def run(params: ExportParams, paths: Paths, dataset: str = "sample") -> dict[str
         "model_uri": info.model_uri,
         "metric": metric_name,
         "value": metric_value,
+        "drug_type_family": champion["name"],
+        "drug_type_texts_per_second": champion["texts_per_second"],
     }
     if params.register:
         client = MlflowClient()
@@ -147,6 +217,7 @@ def run(params: ExportParams, paths: Paths, dataset: str = "sample") -> dict[str
             tracking.REGISTERED_MODEL, version, "champion_metric_value", str(metric_value)
         )
         client.set_model_version_tag(tracking.REGISTERED_MODEL, version, "data", dataset)
+        client.set_model_version_tag(tracking.REGISTERED_MODEL, version, "drug_type_family", champion["name"])
         current, current_data = champion_metric(client, tracking.REGISTERED_MODEL)
         promote = should_promote(metric_value, dataset, current, current_data)
         if promote:

@@ -39,6 +39,14 @@ FAMILIES: dict[str, str] = {
     "ensemble": "pipeline.heads.drug_type_ensemble:EnsembleDrugTypeHead",
 }
 
+#: family name -> its trained model folder under models/ (the ensemble is assembled by export)
+FAMILY_MODEL_DIRS: dict[str, str] = {
+    "sklearn": "drug_type",
+    "spacy": "drug_type_spacy",
+    "transformer": "drug_type_transformer",
+    "transformer_int8": "drug_type_transformer_int8",
+}
+
 #: columns of a family's scores file: one row per (rotation, part, record)
 SCORE_COLUMNS: tuple[str, ...] = ("id", "market_key", "rotation", "part", "labels", "scores")
 
@@ -186,3 +194,51 @@ def texts_per_second(head: Any, records: pd.DataFrame, limit: int = 2000, repeat
         head.predict(records)
         best = min(best, time.perf_counter() - started)
     return round(len(records) / best, 1)
+
+
+# --- figures from a scores table (the same code for every family and ensemble) ----------------------------
+
+
+def rotation_decisions(
+    table: pd.DataFrame, rotation: str, tuning: Any, fallback_ratio: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, pd.DataFrame]:
+    """For one rotation: thresholds tuned on its val part (never on test), then the decisions on its test
+    part. Returns (y_true, y_pred, test scores, test rows); ``tuning`` carries ``threshold_grid_step`` and
+    ``default_threshold`` (a :class:`pipeline.heads.drug_type.DrugTypeParams`)."""
+    from pipeline.heads.drug_type import binarize, decide, tune_thresholds
+
+    rows = table[table["rotation"] == rotation]
+    val, test = rows[rows["part"] == "val"], rows[rows["part"] == "test"]
+    if len(val):
+        thresholds = tune_thresholds(score_matrix(val), binarize([list(x) for x in val["labels"]]), tuning)
+    else:
+        thresholds = np.full(len(DRUG_TYPES), tuning.default_threshold)
+    scores = score_matrix(test)
+    y_true = binarize([list(x) for x in test["labels"]])
+    y_pred = binarize(decide(scores, thresholds, fallback_ratio))
+    return y_true, y_pred, scores, test
+
+
+def family_report(
+    table: pd.DataFrame, tuning: Any, fallback_ratio: float, min_support: int
+) -> dict[str, Any]:
+    """Per-class and summary figures of one scores table: every leave-one-market-out rotation, their mean,
+    and the in-market test."""
+    from pipeline.metrics import multilabel_report
+
+    report: dict[str, Any] = {}
+    rotations = [r for r in dict.fromkeys(table["rotation"]) if r != IN_MARKET]
+    lomo = {}
+    for rotation in rotations:
+        y_true, y_pred, _, _ = rotation_decisions(table, rotation, tuning, fallback_ratio)
+        lomo[str(rotation)] = multilabel_report(y_true, y_pred, min_support=min_support)
+    if lomo:
+        report["lomo"] = lomo
+        report["lomo_mean"] = {
+            key: round(float(np.mean([r["summary"][key] for r in lomo.values()])), 4)
+            for key in ("macro_f1", "macro_f1_supported", "micro_f1")
+        }
+    if (table["rotation"] == IN_MARKET).any():
+        y_true, y_pred, _, _ = rotation_decisions(table, IN_MARKET, tuning, fallback_ratio)
+        report["in_market_test"] = multilabel_report(y_true, y_pred, min_support=min_support)
+    return report

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from pipeline.clean import CleanParams
+from pipeline.compare import CompareParams
 from pipeline.config import from_dict, read_yaml
 from pipeline.evaluate import EvaluateParams
 from pipeline.export import ExportParams
@@ -33,6 +34,7 @@ class Params:
     prepare: PrepareParams = field(default_factory=PrepareParams)
     train: TrainParams = field(default_factory=TrainParams)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
+    compare: CompareParams = field(default_factory=CompareParams)
     export: ExportParams = field(default_factory=ExportParams)
     score: ScoreParams = field(default_factory=ScoreParams)
 

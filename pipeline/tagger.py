@@ -52,7 +52,15 @@ class Tagger:
             raise FileNotFoundError(
                 f"{models_dir} lacks trained heads {absent}: run `narcotag train` (or `dvc repro`) first"
             )
-        heads = {name: head_class(name).load(models_dir / name) for name in HEADS}
+        from pipeline.families import load_drug_type_head
+
+        # drug_type: whichever family export chose (its head.json names it); the other heads by name
+        heads = {
+            name: load_drug_type_head(models_dir / name)
+            if name == "drug_type"
+            else head_class(name).load(models_dir / name)
+            for name in HEADS
+        }
         for name in OPTIONAL_HEADS:  # e.g. the ad detector: used when trained
             if (models_dir / name).is_dir():
                 heads[name] = head_class(name).load(models_dir / name)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipeline import clean, evaluate, export, prepare, sample, train
+from pipeline import clean, compare, evaluate, export, families, prepare, sample, train
 from pipeline.config import Paths
 from pipeline.params import load_params
 from pipeline.tagger import Tagger, to_json_line
@@ -202,3 +202,45 @@ def test_tagger_agrees_with_sample_truth(pipeline_root: Path) -> None:
 )
 def test_should_promote(new, new_data, current, current_data, expected) -> None:  # type: ignore[no-untyped-def]
     assert export.should_promote(new, new_data, current, current_data) is expected
+
+
+def test_sklearn_family_scores_reproduce_the_evaluate_figures(pipeline_root: Path) -> None:
+    """The comparison recomputes every family's figures from its scores table; for sklearn those must be
+    exactly what evaluate reported (one metric path, no drift between the two)."""
+    reports = pipeline_root / "reports" / "sample"
+    table = families.read_scores(families.scores_path(reports, "sklearn"))
+    assert set(table["part"]) == {"val", "test"}
+    assert families.IN_MARKET in set(table["rotation"])
+    drug = json.loads((reports / "metrics" / "drug_type.json").read_text())
+    params = load_params(REPO / "params.yaml")
+    dt = params.train.drug_type
+    again = families.family_report(table, dt, dt.fallback_ratio, params.evaluate.min_support)
+    assert again["lomo_mean"] == drug["lomo_mean"]
+    assert again["in_market_test"]["summary"] == drug["in_market_test"]["summary"]
+    info = json.loads(families.info_path(reports, "sklearn").read_text())
+    assert info["texts_per_second"] > 0
+
+
+def test_compare_then_export_ships_the_champion_family(
+    pipeline_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "copy"
+    for part in ("models", "reports", "data/processed"):
+        shutil.copytree(pipeline_root / part, root / part)
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", uri)
+    params = load_params(REPO / "params.yaml")
+    paths = Paths(root)
+    summary = compare.run(params.compare, params.train.drug_type, paths, "sample")
+    assert set(summary) == {"sklearn"}  # the only family trained in this fixture
+    table = (root / "reports" / "sample" / "families.md").read_text()
+    assert table.startswith("# drug_type model families") and "| sklearn |" in table
+    result = export.run(params.export, paths, "sample")
+    assert result["drug_type_family"] == "sklearn"
+    assert result["value"] == summary["sklearn"]["metric"]
+    import mlflow
+
+    model = mlflow.pyfunc.load_model(f"models:/narcotag-tagger/{result['version']}")
+    out = model.predict(export.input_example())
+    assert "cannabis" in out.iloc[0]["drug_types"]

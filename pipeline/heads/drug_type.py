@@ -287,6 +287,9 @@ class DrugTypeHead:
         (directory / "params.json").write_text(json.dumps(asdict(self.params), indent=2))
         lexicon = {"terms": self.lexicon.terms, "strong": self.strong.terms}
         (directory / "lexicon.json").write_text(json.dumps(lexicon, ensure_ascii=False, indent=1))
+        from pipeline.families import write_head_marker
+
+        write_head_marker(directory, "sklearn")
 
     @classmethod
     def load(cls, directory: Path) -> DrugTypeHead:
