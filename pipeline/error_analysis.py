@@ -28,8 +28,8 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from pipeline.families import FAMILIES, IN_MARKET, read_scores, score_matrix
-from pipeline.heads.drug_type import DrugTypeParams, binarize, decide, tune_thresholds
+from pipeline.families import FAMILIES, IN_MARKET, read_scores, rotation_thresholds, score_matrix
+from pipeline.heads.drug_type import DrugTypeParams, binarize, decide
 from pipeline.metrics import multilabel_report
 from pipeline.taxonomy import DRUG_TYPES
 
@@ -128,13 +128,8 @@ def decide_rotation(
     A rotation without validation rows keeps the default thresholds (``params.default_threshold``).
     """
     params = params or DrugTypeParams()
-    mine = table[table["rotation"] == rotation]
-    val = mine[mine["part"] == "val"]
-    test = mine[mine["part"] == "test"].reset_index(drop=True)
-    if len(val):
-        thresholds = tune_thresholds(score_matrix(val), binarize([list(x) for x in val["labels"]]), params)
-    else:
-        thresholds = np.full(len(DRUG_TYPES), params.default_threshold)
+    test = table[(table["rotation"] == rotation) & (table["part"] == "test")].reset_index(drop=True)
+    thresholds = rotation_thresholds(table, rotation, params)  # the compare stage's code path
     scores = score_matrix(test)
     predicted = decide(scores, thresholds, fallback_ratio=fallback_ratio) if len(test) else []
     return Decided(

@@ -199,20 +199,26 @@ def texts_per_second(head: Any, records: pd.DataFrame, limit: int = 2000, repeat
 # --- figures from a scores table (the same code for every family and ensemble) ----------------------------
 
 
+def rotation_thresholds(table: pd.DataFrame, rotation: str, tuning: Any) -> np.ndarray:
+    """Per-class thresholds tuned on ``rotation``'s val part (the default threshold without one).
+    ``tuning`` carries ``threshold_grid_step`` and ``default_threshold`` (a ``DrugTypeParams``)."""
+    from pipeline.heads.drug_type import binarize, tune_thresholds
+
+    rows = table[(table["rotation"] == rotation) & (table["part"] == "val")]
+    if rows.empty:
+        return np.full(len(DRUG_TYPES), tuning.default_threshold)
+    return tune_thresholds(score_matrix(rows), binarize([list(x) for x in rows["labels"]]), tuning)
+
+
 def rotation_decisions(
     table: pd.DataFrame, rotation: str, tuning: Any, fallback_ratio: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, pd.DataFrame]:
     """For one rotation: thresholds tuned on its val part (never on test), then the decisions on its test
-    part. Returns (y_true, y_pred, test scores, test rows); ``tuning`` carries ``threshold_grid_step`` and
-    ``default_threshold`` (a :class:`pipeline.heads.drug_type.DrugTypeParams`)."""
-    from pipeline.heads.drug_type import binarize, decide, tune_thresholds
+    part. Returns (y_true, y_pred, test scores, test rows)."""
+    from pipeline.heads.drug_type import binarize, decide
 
-    rows = table[table["rotation"] == rotation]
-    val, test = rows[rows["part"] == "val"], rows[rows["part"] == "test"]
-    if len(val):
-        thresholds = tune_thresholds(score_matrix(val), binarize([list(x) for x in val["labels"]]), tuning)
-    else:
-        thresholds = np.full(len(DRUG_TYPES), tuning.default_threshold)
+    thresholds = rotation_thresholds(table, rotation, tuning)
+    test = table[(table["rotation"] == rotation) & (table["part"] == "test")]
     scores = score_matrix(test)
     y_true = binarize([list(x) for x in test["labels"]])
     y_pred = binarize(decide(scores, thresholds, fallback_ratio))
