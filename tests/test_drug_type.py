@@ -169,3 +169,70 @@ def test_decide_fallback_ratio_rescues_near_threshold_drug() -> None:
     scores[1, DRUG_TYPES.index("amphetamine")] = 0.1  # 0.25 x its threshold
     assert decide(scores, thresholds, fallback_ratio=0.5) == [["amphetamine"], ["non_drug"]]
     assert decide(scores, thresholds) == [["non_drug"], ["non_drug"]]
+
+
+def _lexicon_probe_texts() -> list[str]:
+    """Texts from the project's gold sets (original and upper-cased) plus edge cases of the lexicon."""
+    import json as _json
+
+    texts = []
+    for path in sorted((Path(__file__).resolve().parents[1] / "data" / "gold").glob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            texts.append(str(_json.loads(line).get("text") or ""))
+    texts += [t.upper() for t in texts]
+    texts += ["3.5g md kristal", "2g md", "speed delivery", "SPEED paste", "ſpeed", "K9 oxy", "α-pvp 1g"]
+    texts += ["blue punisher pills", "brown #3", "шишки 5г", "x" * 50 + "weed", "weedweed", "coca\u00efna"]
+    return texts
+
+
+@pytest.mark.parametrize("section", ["terms", "strong"])
+def test_dispatch_lexicon_matches_exactly_the_plain_alternation(section: str) -> None:
+    """The fast (dispatch) form of the lexicon regex finds the same spans with the same codes as the plain
+    alternation it replaces, texts and upper-cased texts alike."""
+    from pipeline.heads.drug_type import Lexicon, _lexicon_file, plain_pattern
+
+    terms = _lexicon_file()[section]
+    lexicon, reference = Lexicon(terms), plain_pattern(dict(sorted(terms.items())))
+    texts = _lexicon_probe_texts()
+    hits = 0
+    for text in texts:
+        expected = [(m.start(), m.end(), m.lastgroup) for m in reference.finditer(text)]
+        assert [(m.start(), m.end(), lexicon.code(m)) for m in lexicon.pattern.finditer(text)] == expected
+        hits += len(expected)
+    assert hits > 100  # the probe texts do exercise the lexicon
+
+
+@pytest.mark.parametrize(
+    ("pattern", "expected"),
+    [
+        ("weed|weeds", ["weed", "weeds"]),
+        ("colombian (flake|coke)|crack", ["colombian (flake|coke)", "crack"]),
+        (r"coca[iï]na|\bspeed\b(?! ?(delivery|post))", ["coca[iï]na", r"\bspeed\b(?! ?(delivery|post))"]),
+        (r"a\|b|c", [r"a\|b", "c"]),
+        ("[|]x|y", ["[|]x", "y"]),
+    ],
+)
+def test_split_alternatives(pattern: str, expected: list[str]) -> None:
+    from pipeline.heads.drug_type import split_alternatives
+
+    assert split_alternatives(pattern) == expected
+
+
+@pytest.mark.parametrize(
+    ("pattern", "expected"),
+    [
+        ("weed", {"w"}),
+        ("coca[iï]na", {"c"}),
+        (r"(?<=\dg)md", {"m"}),
+        (r"\bspeed", {"s"}),
+        ("(?:pink|blue) teslas?", {"p", "b"}),
+        ("amph?et", {"a"}),
+        (r"\w+ ?kush", None),
+        ("x?y", {"x", "y"}),
+        ("z*", None),  # may match the empty string
+    ],
+)
+def test_first_chars(pattern: str, expected: set[str] | None) -> None:
+    from pipeline.heads.drug_type import first_chars
+
+    assert first_chars(pattern) == (frozenset(expected) if expected is not None else None)

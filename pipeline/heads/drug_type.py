@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from dataclasses import asdict, dataclass
@@ -82,9 +83,136 @@ def load_strong_terms() -> dict[str, list[str]]:
     return _lexicon_file()["strong"]
 
 
+# --- a fast form of the lexicon regex ---------------------------------------------------------------------
+#
+# Python's ``re`` tries every alternative of an alternation at every word start; with ~1,500 lexicon
+# alternatives that was half of the drug_type head's time. The dispatch form groups the alternatives by the
+# characters they can start with, behind a one-character lookahead, so a word start tries only the few that
+# can match there. Alternatives keep their original relative order inside each group (``re`` takes the first
+# alternative that matches, not the longest), and ones whose first character cannot be worked out are in
+# every group, so the matches are exactly those of the plain alternation (tests/test_drug_type.py checks).
+
+
+def split_alternatives(pattern: str) -> list[str]:
+    """The top-level ``|`` alternatives of a regular expression (groups, classes and escapes respected)."""
+    parts, depth, start, i, in_class = [], 0, 0, 0, False
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\":
+            i += 2
+            continue
+        if in_class:
+            in_class = ch != "]" or pattern[i - 1] == "["
+        elif ch == "[":
+            in_class = True
+            if pattern[i + 1 : i + 2] == "^":
+                i += 1
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif ch == "|" and depth == 0:
+            parts.append(pattern[start:i])
+            start = i + 1
+        i += 1
+    parts.append(pattern[start:])
+    return parts
+
+
+def first_chars(pattern: str) -> frozenset[str] | None:
+    """Lower-cased characters a match of ``pattern`` can start with; ``None`` when any (or unknown)."""
+    from re import _parser  # type: ignore[attr-defined]
+
+    try:
+        parsed = _parser.parse(pattern, re.IGNORECASE)
+    except re.error:
+        return None
+    chars, nullable = _first_of_sequence(list(parsed))
+    return None if chars is None or nullable else frozenset(c.lower() for c in chars)
+
+
+def _first_of_sequence(items: list[Any]) -> tuple[set[str] | None, bool]:
+    """(first characters, whether the sequence can match the empty string) of parsed regex items."""
+    from re import _constants as c  # type: ignore[attr-defined]
+
+    out: set[str] = set()
+    for op, arg in items:
+        if op in (c.AT, c.ASSERT, c.ASSERT_NOT):  # zero-width: what follows decides
+            continue
+        if op is c.LITERAL:
+            out.add(chr(arg))
+            return out, False
+        if op is c.IN:
+            for kind, value in arg:
+                if kind is c.LITERAL:
+                    out.add(chr(value))
+                elif kind is c.RANGE and value[1] - value[0] < 64:
+                    out.update(chr(x) for x in range(value[0], value[1] + 1))
+                else:
+                    return None, False
+            return out, False
+        if op is c.SUBPATTERN:
+            inner, nullable = _first_of_sequence(list(arg[-1]))
+        elif op is c.BRANCH:
+            inner, nullable = set(), False
+            for branch in arg[1]:
+                chars, empty = _first_of_sequence(list(branch))
+                if chars is None:
+                    return None, False
+                inner |= chars
+                nullable = nullable or empty
+        elif op in (c.MAX_REPEAT, c.MIN_REPEAT, c.POSSESSIVE_REPEAT):
+            inner, nullable = _first_of_sequence(list(arg[2]))
+            nullable = nullable or arg[0] == 0
+        else:  # \w, ., back references, ...: could start with anything
+            return None, False
+        if inner is None:
+            return None, False
+        out |= inner
+        if not nullable:
+            return out, False
+    return out, True
+
+
+def dispatch_pattern(terms: dict[str, list[str]]) -> tuple[re.Pattern[str], dict[str, str]]:
+    """The lexicon regex in dispatch form, and the map from its group names to codes."""
+    alternatives: list[tuple[str, str, frozenset[str] | None]] = [
+        (code, alt, first_chars(alt))
+        for code, patterns in terms.items()
+        for term in patterns
+        for alt in split_alternatives(term)
+    ]
+    keys = sorted({ch for _, _, chars in alternatives if chars is not None for ch in chars})
+    group_codes: dict[str, str] = {}
+    branches = []
+
+    def bucket(members: list[tuple[str, str]]) -> str:
+        runs: list[str] = []
+        for code, run in itertools.groupby(members, key=lambda m: m[0]):
+            name = f"g{len(group_codes)}"
+            group_codes[name] = code
+            runs.append(f"(?P<{name}>" + "|".join(f"(?:{alt})" for _, alt in run) + ")")
+        return "|".join(runs)
+
+    for key in keys:
+        members = [(code, alt) for code, alt, chars in alternatives if chars is None or key in chars]
+        branches.append(f"(?={re.escape(key)})(?:{bucket(members)})")
+    anything = [(code, alt) for code, alt, chars in alternatives if chars is None]
+    if anything:  # positions no key starts: only the alternatives that may start with anything
+        others = "".join(re.escape(k) for k in keys)
+        branches.append((f"(?![{others}])" if keys else "") + f"(?:{bucket(anything)})")
+    body = "|".join(branches)
+    return re.compile(r"(?<![\w])(?:" + body + r")(?![\w])", re.IGNORECASE), group_codes
+
+
 @cache
-def _compiled(terms_json: str) -> re.Pattern[str]:
-    terms: dict[str, list[str]] = json.loads(terms_json)
+def _compiled(terms_json: str) -> tuple[re.Pattern[str], dict[str, str]]:
+    return dispatch_pattern(json.loads(terms_json))
+
+
+def plain_pattern(terms: dict[str, list[str]]) -> re.Pattern[str]:
+    """The lexicon as one plain alternation, one named group per code (the reference the dispatch form is
+    tested against)."""
     alternatives = [
         f"(?P<{code}>{'|'.join(f'(?:{t})' for t in patterns)})" for code, patterns in terms.items()
     ]
@@ -92,16 +220,20 @@ def _compiled(terms_json: str) -> re.Pattern[str]:
 
 
 class Lexicon:
-    """Matches lexicon terms; one combined regex, so a text is scanned once."""
+    """Matches lexicon terms; one combined regex (dispatch form), so a text is scanned once."""
 
     def __init__(self, terms: dict[str, list[str]]) -> None:
         self.terms = terms
-        self.pattern = _compiled(json.dumps(terms, sort_keys=True))
+        self.pattern, self.group_codes = _compiled(json.dumps(terms, sort_keys=True))
+
+    def code(self, match: re.Match[str]) -> str:
+        """The code of a match of :attr:`pattern`."""
+        return self.group_codes[match.lastgroup]  # type: ignore[index]
 
     def matches(self, text: str) -> list[dict[str, Any]]:
         """Every lexicon hit as ``{"text", "start", "end", "code"}``."""
         return [
-            {"text": m.group(0), "start": m.start(), "end": m.end(), "code": m.lastgroup}
+            {"text": m.group(0), "start": m.start(), "end": m.end(), "code": self.code(m)}
             for m in self.pattern.finditer(text)
         ]
 
@@ -123,7 +255,7 @@ class LexiconFeatures(TransformerMixin, BaseEstimator):
         for row, text in enumerate(texts):
             counts: dict[int, int] = {}
             for m in lexicon.pattern.finditer(text):
-                col = index[m.lastgroup]  # type: ignore[index]
+                col = index[lexicon.code(m)]
                 counts[col] = counts.get(col, 0) + 1
             for col, n in counts.items():
                 rows.append(row)
@@ -261,7 +393,7 @@ class DrugTypeHead:
             if scores[row, _NON_DRUG_INDEX] >= veto:
                 continue
             for m in self.strong.pattern.finditer(text):
-                col = index[m.lastgroup]  # type: ignore[index]
+                col = index[self.strong.code(m)]
                 if scores[row, col] < floor:
                     scores[row, col] = floor
         return scores
