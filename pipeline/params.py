@@ -15,6 +15,7 @@ from pipeline.prepare import PrepareParams
 from pipeline.sample import SampleParams
 from pipeline.score import ScoreParams
 from pipeline.train import TrainParams
+from pipeline.train_spacy import TrainSpacyParams
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class Params:
     clean: CleanParams = field(default_factory=CleanParams)
     prepare: PrepareParams = field(default_factory=PrepareParams)
     train: TrainParams = field(default_factory=TrainParams)
+    train_spacy: TrainSpacyParams = field(default_factory=TrainSpacyParams)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
     compare: CompareParams = field(default_factory=CompareParams)
     export: ExportParams = field(default_factory=ExportParams)

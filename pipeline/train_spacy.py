@@ -198,7 +198,7 @@ def main(params_file: Path = typer.Option(Path("params.yaml"), help="The params 
 
     loaded = load_params(params_file)
     # train_spacy is the Params field wired in pipeline/params.py
-    info = run(loaded.train_spacy, Paths(), loaded.data.source)  # type: ignore[attr-defined]
+    info = run(loaded.train_spacy, Paths(), loaded.data.source)
     typer.echo(
         json.dumps(
             {k: info[k] for k in ("fit_seconds", "texts_per_second", "quick_macro_f1") if k in info},
