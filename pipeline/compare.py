@@ -129,23 +129,25 @@ def candidate_metric(candidate: dict[str, Any]) -> float | None:
 def choose_champion(candidates: dict[str, dict[str, Any]], min_texts_per_second: float) -> str:
     """The candidate with the best :func:`candidate_metric` among those at least as fast as the floor.
 
-    A single family wins a tie with an ensemble (simpler and faster). When nothing reaches the floor the
-    fastest candidate is chosen: a model that cannot keep up with the scrapes is no champion.
+    Figures are compared like for like: when any candidate has leave-one-market-out figures, only those
+    compete (an in-market figure is not comparable with a held-out-market one). A single family wins a tie
+    with an ensemble (simpler and faster). When nothing reaches the floor the fastest candidate is chosen:
+    a model that cannot keep up with the scrapes is no champion.
     """
     scored = {n: c for n, c in candidates.items() if candidate_metric(c) is not None}
     if not scored:
         raise ValueError("no candidate has figures: run the family stages (dvc repro) first")
+    if any("lomo_mean" in c["report"] for c in scored.values()):
+        scored = {n: c for n, c in scored.items() if "lomo_mean" in c["report"]}
     fast = {n: c for n, c in scored.items() if c["texts_per_second"] >= min_texts_per_second}
     if not fast:
         return max(scored, key=lambda n: scored[n]["texts_per_second"])
-    return max(
-        fast,
-        key=lambda n: (
-            round(candidate_metric(fast[n]) or 0.0, 4),
-            -len(fast[n]["members"]),
-            fast[n]["texts_per_second"],
-        ),
-    )
+
+    def rank(name: str) -> tuple[float, int, float]:
+        c = fast[name]
+        return (round(candidate_metric(c) or 0.0, 4), -len(c["members"]), c["texts_per_second"])
+
+    return max(fast, key=rank)
 
 
 def comparison_markdown(candidates: dict[str, dict[str, Any]], dataset: str) -> str:

@@ -150,6 +150,18 @@ def test_choose_champion_respects_the_throughput_floor(floor: float, expected: s
     assert choose_champion(candidates, floor) == expected
 
 
+def test_held_out_market_figures_are_compared_like_for_like() -> None:
+    candidates = {
+        "sklearn": _candidate(0.80, 8000, ["sklearn"]),
+        "spacy": {
+            "members": ["spacy"],
+            "texts_per_second": 8000,
+            "report": {"in_market_test": {"summary": {"macro_f1": 0.95}}},
+        },
+    }
+    assert choose_champion(candidates, 0) == "sklearn"  # 0.95 in-market is no better than 0.80 held-out
+
+
 def test_a_single_family_wins_a_tie_with_an_ensemble() -> None:
     candidates = {
         "ensemble:sklearn+spacy": _candidate(0.80, 2000, ["sklearn", "spacy"]),

@@ -9,6 +9,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -244,3 +245,58 @@ def test_compare_then_export_ships_the_champion_family(
     model = mlflow.pyfunc.load_model(f"models:/narcotag-tagger/{result['version']}")
     out = model.predict(export.input_example())
     assert "cannabis" in out.iloc[0]["drug_types"]
+
+
+def test_export_assembles_an_ensemble_champion(
+    pipeline_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the comparison ranks an ensemble first (constructed here by raising its figure), export
+    assembles it from the members' trained folders, tunes its thresholds on the in-market validation scores
+    (never test) and ships it; the Tagger loads it like any head."""
+    from pipeline.heads.drug_type_spacy import SpacyDrugTypeHead, SpacyParams
+    from pipeline.train import labelled_frame
+
+    root = tmp_path / "copy"
+    for part in ("models", "reports", "data/processed"):
+        shutil.copytree(pipeline_root / part, root / part)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+    params = load_params(REPO / "params.yaml")
+    paths = Paths(root)
+    frame = labelled_frame(paths)
+    spacy_head = SpacyDrugTypeHead(SpacyParams(max_steps=60, eval_frequency=30, patience=60)).fit(
+        frame[frame["split"] == "train"], val_records=frame[frame["split"] == "val"]
+    )
+    spacy_head.save(root / "models" / "drug_type_spacy")
+    reports = root / "reports" / "sample"
+    families.write_family_outputs(
+        reports, "spacy", families.in_market_scores(spacy_head, frame), {"texts_per_second": 5000.0}
+    )
+    compare.run(replace(params.compare, track=False), params.train.drug_type, paths, "sample")
+    table = json.loads((reports / "families.json").read_text())
+    assert set(table) == {"sklearn", "spacy", "ensemble:sklearn+spacy"}
+    # the constructed case: the ensemble ranks first on the held-out-market figure
+    table["ensemble:sklearn+spacy"]["report"]["lomo_mean"] = {"macro_f1": 1.0}
+    (reports / "families.json").write_text(json.dumps(table))
+
+    chosen = export.drug_type_champion(
+        replace(params.export, min_texts_per_second=0), paths, "sample", tmp_path / "s"
+    )
+    assert chosen["name"] == "ensemble:sklearn+spacy" and chosen["members"] == ["sklearn", "spacy"]
+    head = families.load_drug_type_head(chosen["dir"])
+    assert families.head_family(chosen["dir"]) == "ensemble"
+    test = frame[frame["split"] == "test"].head(40)
+    sklearn_head = families.load_drug_type_head(root / "models" / "drug_type")
+    expected = (sklearn_head.predict_scores(test) + spacy_head.predict_scores(test)) / 2
+    np.testing.assert_allclose(head.predict_scores(test), expected, rtol=1e-5, atol=1e-6)
+    members = {f: families.read_scores(families.scores_path(reports, f)) for f in ("sklearn", "spacy")}
+    val_thresholds = families.rotation_thresholds(
+        compare.ensemble_table(members), families.IN_MARKET, params.train.drug_type
+    )
+    np.testing.assert_allclose(head.thresholds_, val_thresholds)
+    # and what ships: the bundle's drug_type folder is the ensemble; the Tagger tags with it
+    bundle = tmp_path / "bundle"
+    shutil.copytree(root / "models", bundle)
+    shutil.rmtree(bundle / "drug_type")
+    shutil.copytree(chosen["dir"], bundle / "drug_type")
+    tagged = Tagger.load(bundle).tag(test)
+    assert [r["drug_types"] for r in tagged] == head.predict(test)["drug_types"]
