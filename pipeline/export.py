@@ -164,6 +164,23 @@ def drug_type_champion(params: ExportParams, paths: Paths, dataset: str, staging
     return {**out, "dir": staging / "drug_type_ensemble"}
 
 
+def rule_head_choice(paths: Paths, dataset: str) -> dict[str, str]:
+    """What ships for quantity, origin and laundering: the rule heads. The compare stage measures the
+    spaCy models against them on the gold sets' held-out halves (reports/<data>/rule_heads.json); a spaCy
+    model is a span finder without the rules' normalisation, so it is reported, never shipped, and a
+    comparison it wins is said out loud."""
+    choice = {}
+    table = paths.reports / dataset / "rule_heads.json"
+    for head, row in (json.loads(table.read_text()) if table.exists() else {}).items():
+        choice[head] = "rules"
+        if row.get("champion") == "spacy":
+            choice[head] = "rules (spaCy scored higher on gold; not wired as a head)"
+            typer.echo(
+                f"export: spaCy beat the rules for {head} on gold ({row}); the rule head ships", err=True
+            )
+    return choice
+
+
 def run(params: ExportParams, paths: Paths, dataset: str = "sample") -> dict[str, Any]:
     """Log, register and maybe promote the Tagger; returns what happened (also models/export.json)."""
     import mlflow
@@ -208,6 +225,7 @@ def run(params: ExportParams, paths: Paths, dataset: str = "sample") -> dict[str
         "value": metric_value,
         "drug_type_family": champion["name"],
         "drug_type_texts_per_second": champion["texts_per_second"],
+        "rule_heads": rule_head_choice(paths, dataset),
     }
     if params.register:
         client = MlflowClient()

@@ -209,3 +209,24 @@ def test_compare_stage_picks_the_better_model_on_a_constructed_case(
 def test_unknown_family_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown family 'bert'"):
         compare.available_families(tmp_path, ("bert",))
+
+
+def test_rule_heads_table_from_the_spacy_facts(tmp_path: Path) -> None:
+    reports = tmp_path / "reports" / "sample"
+    assert compare.rule_head_comparison(reports) == {}
+    gold = {
+        "hints": {"spacy": {"micro_f1": 0.6, "items": 10}, "rules": {"micro_f1": 0.9, "items": 10}},
+        "quantity": {"items": 12, "spacy_exact": 0.95, "rules_exact": 0.9},
+    }
+    families.write_family_outputs(
+        reports,
+        "spacy",
+        families.empty_scores(),
+        {"texts_per_second": 1.0, "hints_spans": {"gold_test": gold}},
+    )
+    rows = compare.rule_head_comparison(reports)
+    assert rows["laundering"]["champion"] == "rules" and rows["quantity"]["champion"] == "spacy"
+    assert (
+        "| quantity | exact match (4 fields) | 12 | 0.900 | 0.950 | spacy |"
+        in compare.rule_heads_markdown(rows)
+    )
