@@ -44,7 +44,9 @@ class NarcotagModel(PythonModel):
                 out.append({"id": record_id, "status": "quarantined", "reason": rejected[position]})
             else:
                 out.append({**tagged[record_id], "status": "ok"})
-        return pd.DataFrame(out)
+        frame_out = pd.DataFrame(out)
+        # a quarantined row has no labels: None (JSON null), not pandas' NaN, in those columns
+        return frame_out.astype(object).where(frame_out.notna(), None)
 
 
 def records_ids(frame: pd.DataFrame, records: pd.DataFrame, rejected: dict[int, str]) -> list[str]:

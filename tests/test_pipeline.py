@@ -133,6 +133,8 @@ def test_pyfunc_model_tags_like_the_tagger(pipeline_root: Path, monkeypatch: pyt
     out = model.predict(frame)
     assert list(out["id"]) == ["example-1", "example-2", "empty-1"]
     assert list(out["status"]) == ["ok", "ok", "quarantined"]
+    assert out.iloc[2]["drug_types"] is None and out.iloc[2]["quantity"] is None  # null, not NaN
+    assert out.iloc[0]["reason"] is None
     assert "cannabis" in out.iloc[0]["drug_types"]
     assert out.iloc[0]["ships_from"] == ["NL"]
 
