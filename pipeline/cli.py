@@ -274,11 +274,20 @@ def summary() -> None:
         info = json.loads(export.read_text())
         console.print(
             f"registered model: narcotag-tagger version {info.get('version')} "
-            f"(champion moved: {info.get('promoted')})"
+            f"(champion moved: {info.get('promoted')}); "
+            f"drug_type family: {info.get('drug_type_family', 'sklearn')}"
         )
+    families_file = paths.reports / dataset / "families.json"
+    if families_file.exists():
+        console.print("drug_type families (mean leave-one-market-out macro-F1, single-process texts/s):")
+        for name, c in sorted(
+            json.loads(families_file.read_text()).items(), key=lambda kv: -(kv[1]["metric"] or 0)
+        ):
+            metric = "–" if c["metric"] is None else f"{c['metric']:.3f}"
+            console.print(f"  {name:45s} {metric:>6s} {c['texts_per_second']:>10,.0f}/s")
     console.print("records: data/interim/records.parquet   quarantine: data/interim/quarantine.jsonl")
     console.print(
-        f"metrics: reports/{dataset}/metrics.md   "
+        f"metrics: reports/{dataset}/metrics.md, reports/{dataset}/families.md   "
         "MLflow UI: .venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db"
     )
 
