@@ -107,10 +107,14 @@ def test_onnx_int8_export(head: TransformerDrugTypeHead, saved: Path, tmp_path: 
     pairs = zip(head.predict(frame)["drug_types"], quantised.predict(frame)["drug_types"], strict=True)
     same = [a == b for a, b in pairs]
     assert sum(same) >= 0.9 * len(same)
+    quantised.save(tmp_path / "copy")  # an int8 head saves as a copy of its folder (export stages)
+    again = families.load_drug_type_head(tmp_path / "copy")
+    np.testing.assert_array_equal(again.predict_scores(frame), int8)
 
 
 def _prepared(root: Path) -> None:
-    """A tiny prepared corpus: the project-written examples repeated over three markets and splits."""
+    """A tiny prepared corpus: the project-written examples repeated over three markets and splits; two
+    of them are leave-one-market-out rotations (gamma only trains: one fit fewer keeps the test fast)."""
     rows = []
     for m, market in enumerate(("alpha", "beta", "gamma")):
         for i, (text, codes) in enumerate(TRAIN):
@@ -124,7 +128,7 @@ def _prepared(root: Path) -> None:
     processed = root / "data" / "processed"
     processed.mkdir(parents=True)
     frame.to_parquet(processed / "drug_type.parquet", index=False)
-    (processed / "prepare_report.json").write_text(json.dumps({"lomo_markets": ["alpha", "beta", "gamma"]}))
+    (processed / "prepare_report.json").write_text(json.dumps({"lomo_markets": ["alpha", "beta"]}))
 
 
 def test_stage_writes_both_families(tmp_path: Path, mlflow_uri: str) -> None:
@@ -145,14 +149,14 @@ def test_stage_writes_both_families(tmp_path: Path, mlflow_uri: str) -> None:
         scores = families.read_scores(families.scores_path(paths.reports / "sample", family))
         assert tuple(scores.columns) == families.SCORE_COLUMNS
         parts = scores.groupby("rotation")["part"].agg(set).to_dict()
-        assert parts == {r: {"val", "test"} for r in ("alpha", "beta", "gamma", families.IN_MARKET)}
+        assert parts == {r: {"val", "test"} for r in ("alpha", "beta", families.IN_MARKET)}
         assert len(scores[(scores["rotation"] == "alpha") & (scores["part"] == "test")]) == 20  # capped
         assert families.score_matrix(scores).shape == (len(scores), len(DRUG_TYPES))
         info = json.loads(families.info_path(paths.reports / "sample", family).read_text())
         assert info["texts_per_second"] > 0 and info == json.loads(
             json.dumps(infos[family] | {"family": family})
         )
-        assert set(info["macro_f1"]) >= {"alpha", "beta", "gamma", families.IN_MARKET}
+        assert set(info["macro_f1"]) >= {"alpha", "beta", families.IN_MARKET}
     fp32 = families.read_scores(families.scores_path(paths.reports / "sample", "transformer"))
     int8 = families.read_scores(families.scores_path(paths.reports / "sample", "transformer_int8"))
     keys = ["rotation", "part", "id"]

@@ -187,6 +187,7 @@ class TransformerDrugTypeHead:
         self.pad_id_ = 0
         self.onnx_inputs_: tuple[str, ...] = ()
         self.fit_info_: dict[str, Any] = {}
+        self.source_dir_: Path | None = None  # the folder an int8 head was loaded from (save copies it)
         self._cache: tuple[list[str], np.ndarray] | None = None
 
     # --- fit ---------------------------------------------------------------------------------------------
@@ -256,6 +257,7 @@ class TransformerDrugTypeHead:
         train_set = _TokenizedDataset(
             _encode(self.tokenizer_, model_input(records)), binarize(list(records["labels"]))
         )
+        _prior_bias(self.model_, train_set.y)
         eval_set = None
         if has_val:
             assert val_records is not None
@@ -380,10 +382,16 @@ class TransformerDrugTypeHead:
 
     def save(self, directory: Path) -> None:
         """Write the fine-tuned model (safetensors), its tokenizer, ``thresholds.json``, ``params.json`` and
-        the ``head.json`` marker (family ``transformer``, backend ``torch``)."""
-        if self.model_ is None or self.backend != "torch":
-            raise RuntimeError("only a fitted torch-backend head can be saved (export_onnx_int8 for int8)")
+        the ``head.json`` marker (family ``transformer``, backend ``torch``). An int8 head (made by
+        :func:`export_onnx_int8`) saves as a copy of the folder it was loaded from, thresholds as they are."""
         directory = Path(directory)
+        if self.backend == "onnx_int8" and self.source_dir_ is not None:
+            if directory.resolve() != self.source_dir_.resolve():
+                shutil.copytree(self.source_dir_, directory, dirs_exist_ok=True)
+            self._write_common(directory)
+            return
+        if self.model_ is None or self.backend != "torch":
+            raise RuntimeError("TransformerDrugTypeHead is not fitted")
         directory.mkdir(parents=True, exist_ok=True)
         self.model_.save_pretrained(directory, safe_serialization=True)
         self.hf_tokenizer_.save_pretrained(directory)
@@ -399,6 +407,7 @@ class TransformerDrugTypeHead:
         head = cls(params)
         head.backend = str(marker.get("backend", "torch"))
         head.pad_id_ = int(marker.get("pad_token_id", 0))
+        head.source_dir_ = directory
         head.tokenizer_ = _fast_tokenizer(directory, params.max_length)
         thresholds = json.loads((directory / "thresholds.json").read_text())
         head.thresholds_ = np.array([thresholds[c] for c in DRUG_TYPES])
@@ -416,6 +425,20 @@ class TransformerDrugTypeHead:
         else:
             raise ValueError(f"{directory / HEAD_MARKER}: unknown backend {head.backend!r}")
         return head
+
+
+def _prior_bias(model: Any, y: np.ndarray) -> None:
+    """Start the classifier's biases at the log-odds of each code's training frequency: from the default
+    zero bias (sigmoid 0.5 for all 17 codes) the first hundred steps only learn the label priors, which
+    on a CPU budget of a few hundred steps left the model predicting priors."""
+    import torch
+
+    layer = getattr(model, "classifier", None)
+    if not isinstance(layer, torch.nn.Linear) or layer.bias is None or layer.out_features != y.shape[1]:
+        return
+    prior = np.clip(y.mean(axis=0), 1e-3, 1 - 1e-3)
+    with torch.no_grad():
+        layer.bias.copy_(torch.from_numpy(np.log(prior / (1 - prior)).astype(np.float32)))
 
 
 def _quiet_transformers() -> None:
