@@ -483,8 +483,9 @@ def _onnx_session(path: Path, threads: int) -> Any:
 
 def export_onnx_int8(model_dir: Path, out_dir: Path, opset: int = 17) -> dict[str, Any]:
     """Export a saved torch transformer head (``model_dir``) to ONNX and quantise it dynamically to int8
-    (weights int8, activations quantised per batch at run time), writing a complete loadable head folder
-    ``out_dir`` (family ``transformer_int8``, backend ``onnx_int8``). Returns file sizes and timings.
+    (weights int8 per output channel, activations quantised per batch at run time), writing a complete
+    loadable head folder ``out_dir`` (family ``transformer_int8``, backend ``onnx_int8``). Returns file
+    sizes and timings.
 
     Uses the TorchScript exporter (``dynamo=False``): with these pins it traces MiniLM with dynamic batch
     and sequence axes in about a second and needs no onnxscript; the graph is checked against torch in the
@@ -524,7 +525,9 @@ def export_onnx_int8(model_dir: Path, out_dir: Path, opset: int = 17) -> dict[st
                 dynamo=False,
             )
         exported = time.perf_counter()
-        quantize_dynamic(str(fp32), str(out_dir / ONNX_FILE), weight_type=QuantType.QInt8)
+        # one int8 scale per output channel: on the real corpus 2.5x smaller score error than one scale
+        # per tensor (mean |delta| 0.0013 vs 0.0032) at the same speed
+        quantize_dynamic(str(fp32), str(out_dir / ONNX_FILE), weight_type=QuantType.QInt8, per_channel=True)
         fp32_bytes = fp32.stat().st_size
     for name in os.listdir(model_dir):  # tokenizer, config (labels), thresholds, params; not the weights
         if name.endswith((".json", ".txt")) and name != HEAD_MARKER:
