@@ -98,7 +98,8 @@ def rotation_frames(frame: pd.DataFrame, market: str) -> tuple[pd.DataFrame, pd.
     return others[others["split"] == "train"], others[others["split"] == "val"], test
 
 
-def _score_rows(records: pd.DataFrame, scores: np.ndarray, rotation: str, part: str) -> pd.DataFrame:
+def score_rows(records: pd.DataFrame, scores: np.ndarray, rotation: str, part: str) -> pd.DataFrame:
+    """Rows of a scores table (:data:`SCORE_COLUMNS`) for ``records`` scored ``scores``."""
     return pd.DataFrame(
         {
             "id": records["id"].astype(str).to_numpy(),
@@ -123,8 +124,8 @@ def lomo_scores(
         train, val, test = rotation_frames(frame, market)
         head = make_head().fit(train, val_records=val if len(val) else None)
         if len(val):
-            parts.append(_score_rows(val, head.predict_scores(val), market, "val"))
-        parts.append(_score_rows(test, head.predict_scores(test), market, "test"))
+            parts.append(score_rows(val, head.predict_scores(val), market, "val"))
+        parts.append(score_rows(test, head.predict_scores(test), market, "test"))
         if on_rotation is not None:
             on_rotation(market, head)
     return pd.concat(parts, ignore_index=True) if parts else empty_scores()
@@ -136,7 +137,7 @@ def in_market_scores(head: Any, frame: pd.DataFrame) -> pd.DataFrame:
     for part in ("val", "test"):
         records = frame[frame["split"] == part]
         if len(records):
-            parts.append(_score_rows(records, head.predict_scores(records), IN_MARKET, part))
+            parts.append(score_rows(records, head.predict_scores(records), IN_MARKET, part))
     return pd.concat(parts, ignore_index=True) if parts else empty_scores()
 
 

@@ -16,6 +16,7 @@ from pipeline.sample import SampleParams
 from pipeline.score import ScoreParams
 from pipeline.train import TrainParams
 from pipeline.train_spacy import TrainSpacyParams
+from pipeline.train_transformer import TrainTransformerParams
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class Params:
     prepare: PrepareParams = field(default_factory=PrepareParams)
     train: TrainParams = field(default_factory=TrainParams)
     train_spacy: TrainSpacyParams = field(default_factory=TrainSpacyParams)
+    train_transformer: TrainTransformerParams = field(default_factory=TrainTransformerParams)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
     compare: CompareParams = field(default_factory=CompareParams)
     export: ExportParams = field(default_factory=ExportParams)

@@ -142,7 +142,7 @@ def run(params: TrainTransformerParams, paths: Paths, dataset: str) -> dict[str,
                     for part, records in (("val", rot_val), ("test", rot_test)):
                         if len(records):
                             scores = quantised.predict_scores(records)
-                            int8_parts.append(families._score_rows(records, scores, held_out, part))
+                            int8_parts.append(families.score_rows(records, scores, held_out, part))
                     shutil.rmtree(Path(tmp) / held_out)
                     shutil.rmtree(Path(tmp) / f"{held_out}_int8")
 
@@ -245,7 +245,7 @@ def main(params_file: Path = typer.Option(Path("params.yaml"), help="The params 
     from pipeline.params import load_params
 
     params = load_params(params_file)
-    infos = run(params.train_transformer, Paths(), params.data.source)  # type: ignore[attr-defined]
+    infos = run(params.train_transformer, Paths(), params.data.source)
     typer.echo(
         json.dumps(
             {
