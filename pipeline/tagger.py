@@ -80,7 +80,11 @@ class Tagger:
         for name in HEADS:
             columns.update(self.heads[name].predict(unique))
         ad_head = self.heads.get("ad_detector")
-        ads = ad_head.predict(unique) if ad_head is not None else None
+        kinds = records["kind"].tolist() if "kind" in records else [None] * len(records)
+        # the offer decision concerns messenger ads only: listings never pay for the ad detector
+        ad_slots = sorted({where[row] for row, kind in enumerate(kinds) if kind == "ad"})
+        ads = ad_head.predict(unique.iloc[ad_slots]) if ad_head is not None and ad_slots else None
+        ad_position = {slot: j for j, slot in enumerate(ad_slots)}
         thresholds = getattr(self.heads["drug_type"], "thresholds_", None)
         confidence = decision_confidences(columns["drug_type_scores"], columns["drug_types"], thresholds)
         passed = {
@@ -119,8 +123,9 @@ class Tagger:
                 "provenance": {"file": file, "locator": locator, "adapter": adapter},
             }
             if ads is not None and kind == "ad":
+                j = ad_position[i]
                 _apply_offer_decision(
-                    record, ads["is_offer"][i], ads["offer_score"][i], ads["offer_evidence"][i]
+                    record, ads["is_offer"][j], ads["offer_score"][j], ads["offer_evidence"][j]
                 )
             if i in first_use:  # a repeated row: its own copy of the nested values
                 record = {k: copy.deepcopy(v) if isinstance(v, dict | list) else v for k, v in record.items()}
