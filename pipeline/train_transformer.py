@@ -101,9 +101,10 @@ def rotation_macro_f1(
 def run(params: TrainTransformerParams, paths: Paths, dataset: str) -> dict[str, Any]:
     """Fit, export, score and report the transformer families; returns the two info dicts."""
     p = params.drug_type
-    frame = labelled_frame(paths)
-    is_val = frame["split"] == "val"
-    frame = pd.concat([frame[~is_val], _cap(frame[is_val], params.max_val_records, p.seed)]).sort_index()
+    full = labelled_frame(paths)
+    is_val = full["split"] == "val"
+    # the val cap bounds tuning and early-stopping cost; a held-out market is still scored in full below
+    frame = pd.concat([full[~is_val], _cap(full[is_val], params.max_val_records, p.seed)]).sort_index()
     train, val = frame[frame["split"] == "train"], frame[frame["split"] == "val"]
     if train.empty:
         raise ValueError("no labelled training records: run `prepare` on data with market categories")
@@ -127,7 +128,10 @@ def run(params: TrainTransformerParams, paths: Paths, dataset: str) -> dict[str,
         markets = [m for m in report.get("lomo_markets", []) if m in set(frame["market_key"])]
         with tempfile.TemporaryDirectory(prefix="narcotag-lomo-") as tmp:
             for market in markets:
-                rotation_frame = _capped_for(frame, market, params.max_test_records, p.seed)
+                complete = pd.concat(
+                    [frame[frame["market_key"] != market], full[full["market_key"] == market]]
+                )
+                rotation_frame = _capped_for(complete.sort_index(), market, params.max_test_records, p.seed)
 
                 def on_rotation(
                     held_out: str, fitted: Any, rotation_frame: pd.DataFrame = rotation_frame

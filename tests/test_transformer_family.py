@@ -167,3 +167,24 @@ def test_stage_writes_both_families(tmp_path: Path, mlflow_uri: str) -> None:
     runs = mlflow.search_runs(experiment_names=["narcotag"])
     assert set(runs["tags.family"]) == {"transformer", "transformer_int8"}
     assert set(runs["tags.stage"]) == {"train_transformer"}
+
+
+def test_val_cap_never_removes_held_out_records(tmp_path: Path, mlflow_uri: str) -> None:
+    """max_val_records bounds tuning cost; the held-out market is still scored on every labelled record."""
+    pytest.importorskip("onnxruntime")
+    from pipeline.config import Paths
+    from pipeline.train_transformer import TrainTransformerParams, run
+
+    _prepared(tmp_path)
+    quick = TransformerParams(base_model="tiny-random", max_length=32, epochs=1, batch_size=16, eval_steps=2)
+    params = TrainTransformerParams(
+        drug_type=quick, max_val_records=2, max_test_records=None, int8=False, throughput_records=10
+    )
+    paths = Paths(root=tmp_path)
+    run(params, paths, "sample")
+    frame = pd.read_parquet(paths.processed / "drug_type.parquet")
+    scores = families.read_scores(families.scores_path(paths.reports / "sample", "transformer"))
+    for market in ("alpha", "beta"):
+        test = scores[(scores["rotation"] == market) & (scores["part"] == "test")]
+        assert set(test["id"]) == set(frame.loc[frame["market_key"] == market, "id"])
+        assert len(scores[(scores["rotation"] == market) & (scores["part"] == "val")]) <= 2
