@@ -306,6 +306,18 @@ def decide(scores: np.ndarray, thresholds: np.ndarray, fallback_ratio: float = 0
     return [[DRUG_TYPES[i] for i in np.flatnonzero(row)] for row in above]
 
 
+def drug_type_columns(
+    scores: np.ndarray, thresholds: np.ndarray, fallback_ratio: float, lexicon: Lexicon, records: pd.DataFrame
+) -> dict[str, list[Any]]:
+    """The drug_type output columns every family returns: ``drug_types`` (:func:`decide`),
+    ``drug_type_scores`` (per-code dicts, 4 decimals), ``drug_type_evidence`` (lexicon hits in ``text``)."""
+    codes = decide(scores, thresholds, fallback_ratio)
+    rounded = np.round(np.asarray(scores, dtype=np.float64), 4)
+    score_dicts = [dict(zip(DRUG_TYPES, map(float, row), strict=True)) for row in rounded]
+    evidence = [lexicon.matches(t) for t in records["text"].fillna("")]
+    return {"drug_types": codes, "drug_type_scores": score_dicts, "drug_type_evidence": evidence}
+
+
 class DrugTypeHead:
     """The drug_type head (see module docstring)."""
 
@@ -400,12 +412,9 @@ class DrugTypeHead:
 
     def predict(self, records: pd.DataFrame) -> dict[str, list[Any]]:
         """``drug_types``, ``drug_type_scores`` and ``drug_type_evidence`` per record."""
-        scores = self.predict_scores(records)
-        codes = decide(scores, self.thresholds_, self.params.fallback_ratio)
-        rounded = np.round(scores, 4)
-        score_dicts = [dict(zip(DRUG_TYPES, map(float, row), strict=True)) for row in rounded]
-        evidence = [self.lexicon.matches(t) for t in records["text"].fillna("")]
-        return {"drug_types": codes, "drug_type_scores": score_dicts, "drug_type_evidence": evidence}
+        return drug_type_columns(
+            self.predict_scores(records), self.thresholds_, self.params.fallback_ratio, self.lexicon, records
+        )
 
     def save(self, directory: Path) -> None:
         """Write ``model.skops``, ``thresholds.json``, ``params.json`` and the lexicon it used."""

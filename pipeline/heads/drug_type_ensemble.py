@@ -18,7 +18,7 @@ from pipeline.heads.drug_type import (
     DrugTypeParams,
     Lexicon,
     binarize,
-    decide,
+    drug_type_columns,
     load_lexicon_terms,
     tune_thresholds,
 )
@@ -63,12 +63,9 @@ class EnsembleDrugTypeHead:
 
     def predict(self, records: pd.DataFrame) -> dict[str, list[Any]]:
         """``drug_types``, ``drug_type_scores`` and ``drug_type_evidence`` per record (as every family)."""
-        scores = self.predict_scores(records)
-        codes = decide(scores, self.thresholds_, self.params.fallback_ratio)
-        rounded = np.round(scores, 4)
-        score_dicts = [dict(zip(DRUG_TYPES, map(float, row), strict=True)) for row in rounded]
-        evidence = [self.lexicon.matches(t) for t in records["text"].fillna("")]
-        return {"drug_types": codes, "drug_type_scores": score_dicts, "drug_type_evidence": evidence}
+        return drug_type_columns(
+            self.predict_scores(records), self.thresholds_, self.params.fallback_ratio, self.lexicon, records
+        )
 
     def save(self, directory: Path) -> None:
         """Members under ``members/<family>/``, plus thresholds, params and the head marker."""

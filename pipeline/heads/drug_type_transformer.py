@@ -36,7 +36,7 @@ from pipeline.families import HEAD_MARKER, write_head_marker
 from pipeline.heads.drug_type import (
     Lexicon,
     binarize,
-    decide,
+    drug_type_columns,
     load_lexicon_terms,
     model_input,
     tune_thresholds,
@@ -364,12 +364,9 @@ class TransformerDrugTypeHead:
 
     def predict(self, records: pd.DataFrame) -> dict[str, list[Any]]:
         """``drug_types``, ``drug_type_scores`` and ``drug_type_evidence`` per record."""
-        scores = self.predict_scores(records)
-        codes = decide(scores, self.thresholds_, self.params.fallback_ratio)
-        rounded = np.round(scores.astype(np.float64), 4)
-        score_dicts = [dict(zip(DRUG_TYPES, map(float, row), strict=True)) for row in rounded]
-        evidence = [self.lexicon.matches(t) for t in records["text"].fillna("")]
-        return {"drug_types": codes, "drug_type_scores": score_dicts, "drug_type_evidence": evidence}
+        return drug_type_columns(
+            self.predict_scores(records), self.thresholds_, self.params.fallback_ratio, self.lexicon, records
+        )
 
     # --- persistence -------------------------------------------------------------------------------------
 
