@@ -31,7 +31,7 @@ from pipeline import families
 from pipeline.config import Paths
 from pipeline.heads.drug_type import DrugTypeHead, binarize
 from pipeline.heads.registry import head_class
-from pipeline.metrics import multilabel_report
+from pipeline.metrics import multilabel_report, set_prf
 from pipeline.taxonomy import DRUG_TYPES, LAUNDERING_HINTS, QUANTITY_FIELDS, QUANTITY_TOLERANCE
 from pipeline.train import TrainParams, labelled_frame
 
@@ -162,21 +162,6 @@ def _gold_frame(items: list[dict[str, Any]]) -> pd.DataFrame:
     return frame
 
 
-def _set_prf(pred: list[set[Any]], gold: list[set[Any]]) -> dict[str, float]:
-    tp = sum(len(p & g) for p, g in zip(pred, gold, strict=True))
-    n_pred, n_gold = sum(len(p) for p in pred), sum(len(g) for g in gold)
-    precision = tp / n_pred if n_pred else 1.0
-    recall = tp / n_gold if n_gold else 1.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {
-        "precision": round(precision, 4),
-        "recall": round(recall, 4),
-        "f1": round(f1, 4),
-        "gold": n_gold,
-        "predicted": n_pred,
-    }
-
-
 def quantity_metrics(gold_dir: Path, models: Path) -> dict[str, Any]:
     """Exact match of the primary quantity object on data/gold/quantity.jsonl, per language too."""
     items = read_jsonl(gold_dir / "quantity.jsonl")
@@ -202,7 +187,7 @@ def origin_metrics(gold_dir: Path, models: Path) -> dict[str, Any]:
         pred = [set(x) for x in out[key]]
         gold = [set(i.get(key) or []) for i in items]
         result[f"{key}_exact"] = round(float(np.mean([p == g for p, g in zip(pred, gold, strict=True)])), 4)
-        result[f"{key}_codes"] = _set_prf(pred, gold)
+        result[f"{key}_codes"] = set_prf(pred, gold)
     both = [
         set(a) == set(i.get("ships_from") or []) and set(b) == set(i.get("ships_to") or [])
         for a, b, i in zip(out["ships_from"], out["ships_to"], items, strict=True)
@@ -238,10 +223,10 @@ def laundering_metrics(gold_dir: Path, models: Path) -> dict[str, Any]:
         "items": len(items),
         "hints": hints_report,
         "addresses": {
-            **_set_prf(pred_addr, gold_addr),
+            **set_prf(pred_addr, gold_addr),
             "valid_flag_accuracy": round(float(np.mean(valid_agree)), 4) if valid_agree else None,
         },
-        "contacts": _set_prf(pred_contacts, gold_contacts),
+        "contacts": set_prf(pred_contacts, gold_contacts),
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -45,3 +46,20 @@ def multilabel_report(
         "min_support": min_support,
     }
     return {"summary": summary, "per_class": per_class}
+
+
+def set_prf(pred: Sequence[set[Any]], gold: Sequence[set[Any]]) -> dict[str, float]:
+    """Micro precision/recall/F1 of predicted vs gold item sets, record by record (an empty side counts as
+    perfect precision or recall), with the counts."""
+    tp = sum(len(p & g) for p, g in zip(pred, gold, strict=True))
+    n_pred, n_gold = sum(len(p) for p in pred), sum(len(g) for g in gold)
+    precision = tp / n_pred if n_pred else 1.0
+    recall = tp / n_gold if n_gold else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {
+        "precision": round(precision, 4),
+        "recall": round(recall, 4),
+        "f1": round(f1, 4),
+        "gold": n_gold,
+        "predicted": n_pred,
+    }

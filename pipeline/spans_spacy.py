@@ -51,7 +51,7 @@ from pipeline.heads.drug_type_spacy import (
     train_pipeline,
     training_overrides,
 )
-from pipeline.metrics import multilabel_report
+from pipeline.metrics import multilabel_report, set_prf
 from pipeline.taxonomy import LAUNDERING_HINTS, QUANTITY_FIELDS
 
 QUANTITY = "QUANTITY"
@@ -467,21 +467,6 @@ def train_span_models(
     return hints_model, span_model, info
 
 
-def _set_prf(pred: Sequence[set[Any]], gold: Sequence[set[Any]]) -> dict[str, float]:
-    tp = sum(len(p & g) for p, g in zip(pred, gold, strict=True))
-    n_pred, n_gold = sum(len(p) for p in pred), sum(len(g) for g in gold)
-    precision = tp / n_pred if n_pred else 1.0
-    recall = tp / n_gold if n_gold else 1.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {
-        "precision": round(precision, 4),
-        "recall": round(recall, 4),
-        "f1": round(f1, 4),
-        "gold": n_gold,
-        "predicted": n_pred,
-    }
-
-
 def _span_set(spans: list[dict[str, Any]], label: str) -> set[tuple[int, int]]:
     return {(s["start"], s["end"]) for s in spans if s["label"] == label}
 
@@ -518,7 +503,7 @@ def compare_on_gold(
             "items": len(items),
             "spacy_exact": _share(spacy_q, [i["quantity"] for i in items]),
             "rules_exact": _share(rules["quantity"], [i["quantity"] for i in items]),
-            "span_agreement_with_rules": _set_prf(
+            "span_agreement_with_rules": set_prf(
                 [_span_set(s, QUANTITY) for s in spans],
                 [{(s["start"], s["end"]) for s in r if s["label"] == QUANTITY} for r in rules["spans"]],
             ),
@@ -533,9 +518,9 @@ def compare_on_gold(
         rule_codes = [set(c) for c in rules["ships_from"]]
         out["origin_text_only"] = {
             "items": len(items),
-            "spacy": {**_set_prf(spacy_codes, truth), "exact_set": _share_sets(spacy_codes, truth)},
-            "rules": {**_set_prf(rule_codes, truth), "exact_set": _share_sets(rule_codes, truth)},
-            "span_agreement_with_rules": _set_prf(
+            "spacy": {**set_prf(spacy_codes, truth), "exact_set": _share_sets(spacy_codes, truth)},
+            "rules": {**set_prf(rule_codes, truth), "exact_set": _share_sets(rule_codes, truth)},
+            "span_agreement_with_rules": set_prf(
                 [_span_set(s, ORIGIN) for s in spans],
                 [{(s["start"], s["end"]) for s in r if s["label"] == ORIGIN} for r in rules["spans"]],
             ),
