@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from pipeline import error_analysis as ea
 from pipeline import families
 from pipeline.families import IN_MARKET
 from pipeline.taxonomy import DRUG_TYPES
+from tests.conftest import venv_kernel
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "notebooks" / "error_analysis.ipynb"
@@ -225,19 +225,7 @@ def _run_notebook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, env: dict[str
     nbclient = pytest.importorskip("nbclient")
     pytest.importorskip("ipykernel")
     pytest.importorskip("matplotlib")
-    # a kernel spec that is exactly this interpreter (the project's venv), whatever else is installed
-    spec = tmp_path / "jupyter" / "kernels" / "narcotag-venv"
-    spec.mkdir(parents=True)
-    (spec / "kernel.json").write_text(
-        json.dumps(
-            {
-                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-                "display_name": "narcotag venv",
-                "language": "python",
-            }
-        )
-    )
-    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    kernel = venv_kernel(tmp_path, monkeypatch)
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     for key in ("NARCOTAG_FAMILY", "NARCOTAG_ROTATION"):
         monkeypatch.delenv(key, raising=False)
@@ -245,7 +233,7 @@ def _run_notebook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, env: dict[str
         monkeypatch.setenv(key, value)
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     client = nbclient.NotebookClient(
-        notebook, timeout=120, kernel_name="narcotag-venv", resources={"metadata": {"path": str(REPO)}}
+        notebook, timeout=120, kernel_name=kernel, resources={"metadata": {"path": str(REPO)}}
     )
     client.execute()
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
 from test_review_support import batch_records, write_batch
+
+from tests.conftest import venv_kernel
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "notebooks" / "explore_scored.ipynb"
@@ -24,25 +25,13 @@ def test_explore_scored_notebook_runs(tmp_path: Path, monkeypatch: pytest.Monkey
     ):
         rec["analytics"] = {"price_usd": 10.0 + i, "usd_per_gram": 10.0 + i, "usd_per_unit": None}
     scored = write_batch(tmp_path / "scored" / "batch.jsonl", records)
-    # a kernel spec that is exactly this interpreter (the project's venv), whatever else is installed
-    spec = tmp_path / "jupyter" / "kernels" / "narcotag-venv"
-    spec.mkdir(parents=True)
-    (spec / "kernel.json").write_text(
-        json.dumps(
-            {
-                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-                "display_name": "narcotag venv",
-                "language": "python",
-            }
-        )
-    )
-    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    kernel = venv_kernel(tmp_path, monkeypatch)
     monkeypatch.setenv("NARCOTAG_SCORED", str(scored))
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
 
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     client = nbclient.NotebookClient(
-        notebook, timeout=120, kernel_name="narcotag-venv", resources={"metadata": {"path": str(REPO)}}
+        notebook, timeout=120, kernel_name=kernel, resources={"metadata": {"path": str(REPO)}}
     )
     client.execute()
 
