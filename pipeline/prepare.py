@@ -1,7 +1,10 @@
 """DVC stage ``prepare``: cleaned records -> drug-type training labels and leak-free splits.
 
 - Labels: each market's category path mapped onto the contract's codes (``labels/categories.py``); coarse
-  categories stay unlabelled. Reviewed labels from analysts (``data/labels/reviewed.jsonl``) override.
+  categories stay unlabelled. Category labels that the text contradicts (it names another substance) and
+  placeholder listings (custom orders, shipping, tips) are set aside with a reason
+  (``labels/conflicts.py``; ``prepare.drop_label_conflicts``). Reviewed labels from analysts
+  (``data/labels/reviewed.jsonl``) override both.
 - Deduplicate before splitting: only one representative per ``dup_group`` is kept.
 - Split groups: records that share a vendor *or* a dup_group are one group (connected components), and a
   group never straddles train/validation/test. Assignment is by a seeded hash of the group, so it is
@@ -26,6 +29,7 @@ import typer
 
 from pipeline.config import Paths
 from pipeline.labels.categories import map_category
+from pipeline.labels.conflicts import label_conflict
 from pipeline.labels.reviewed import load_reviewed_labels
 from pipeline.taxonomy import DRUG_TYPES
 
@@ -39,6 +43,7 @@ class PrepareParams:
     seed: int = 7
     lomo_min_records: int = 200
     reviewed_labels: str = "data/labels/reviewed.jsonl"
+    drop_label_conflicts: bool = True  # set aside category labels the text contradicts (labels/conflicts.py)
 
 
 def market_key(market: str | None) -> str:
@@ -88,16 +93,27 @@ def build_labelled(
     frame["market_key"] = [market_key(m) for m in frame["market"]]
     labels: list[list[str] | None] = []
     sources: list[str] = []
-    for rid, market, category in zip(frame["id"], frame["market"], frame["category_raw"], strict=True):
+    notes: list[str | None] = []
+    rows = zip(frame["id"], frame["market"], frame["category_raw"], frame["text_folded"], strict=True)
+    for rid, market, category, text in rows:
         if rid in reviewed:
             labels.append(reviewed[rid])
             sources.append("reviewed")
+            notes.append(None)
             continue
         codes = map_category(market, category)
+        conflict = label_conflict(text, codes) if codes and params.drop_label_conflicts else None
+        if conflict:
+            labels.append(None)
+            sources.append(conflict[0])
+            notes.append(conflict[1])
+            continue
         labels.append(list(codes) if codes else None)
         sources.append("category" if codes else "weak")
+        notes.append(None)
     frame["labels"] = labels
     frame["label_source"] = sources
+    frame["label_note"] = notes
     # deduplicate before splitting; a reviewed record stays even when it is not its group's representative
     keep = frame["is_representative"] | (frame["label_source"] == "reviewed")
     frame = frame[keep].copy()
@@ -108,6 +124,7 @@ def build_labelled(
     columns = [
         "id", "source", "kind", "market", "market_key", "vendor", "lang", "title", "text", "text_folded",
         "ships_from_raw", "ships_to_raw", "dup_group", "group", "split", "labels", "label_source",
+        "label_note",
     ]  # fmt: skip
     return frame[columns].reset_index(drop=True)
 
@@ -150,6 +167,10 @@ def run(params: PrepareParams, paths: Paths) -> dict[str, Any]:
         "labelled": int(has_label.sum()),
         "weak_or_unlabelled": int((~has_label).sum()),
         "reviewed_overrides": int((labelled["label_source"] == "reviewed").sum()),
+        "label_sources_per_market": {
+            str(market): {str(k): int(v) for k, v in sources.value_counts().sort_index().items()}
+            for market, sources in labelled.groupby("market_key")["label_source"]
+        },
         "splits": {k: int(v) for k, v in labelled[has_label]["split"].value_counts().items()},
         "lomo_markets": lomo_markets(labelled, params.lomo_min_records),
         "labels_per_market": per_market,

@@ -8,6 +8,15 @@ from typing import Any
 from pipeline.taxonomy import DRUG_TYPES, LAUNDERING_HINTS
 
 
+def _set_aside(prepare_report: dict[str, Any]) -> dict[str, int]:
+    """Records per ``label_source`` that ``prepare`` set aside (contradicted or placeholder categories)."""
+    totals: dict[str, int] = {}
+    for sources in prepare_report.get("label_sources_per_market", {}).values():
+        for source in ("category_conflict", "placeholder"):
+            totals[source] = totals.get(source, 0) + int(sources.get(source, 0))
+    return {source: n for source, n in totals.items() if n}
+
+
 def _fmt(value: Any) -> str:
     if value is None:
         return "-"
@@ -53,6 +62,15 @@ def write_metrics_markdown(
         f"splits {prepare_report['splits']}; leakage {prepare_report['leakage']}.",
         "",
     ]
+    set_aside = _set_aside(prepare_report)
+    if set_aside:
+        lines += [
+            "Category labels set aside by `prepare` (neither trained on nor evaluated; "
+            "see data/labels/README.md): "
+            + ", ".join(f"{source} {n}" for source, n in set_aside.items())
+            + ".",
+            "",
+        ]
     if "lomo" in dt:
         lines += [
             "## drug_type: leave-one-market-out",

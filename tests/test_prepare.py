@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from pipeline.labels.categories import category_path_key, map_category
+from pipeline.labels.conflicts import label_conflict
 from pipeline.labels.reviewed import ReviewedLabelsError, load_reviewed_labels
 from pipeline.prepare import PrepareParams, build_labelled, leakage, lomo_markets, market_key, split_groups
 
@@ -109,6 +110,60 @@ def test_weak_categories_stay_unlabelled_and_reviewed_labels_override() -> None:
     assert labelled.loc["r3-1", "labels"] == ["cannabis"]
     assert "r3-0" not in labelled.index  # a non-representative duplicate without review is dropped
     assert labelled.loc["r0-0", "labels"] is None  # weak category ("Drugs/Other"), not reviewed
+
+
+@pytest.mark.parametrize(
+    ("text", "codes", "source"),
+    [
+        # the text names another substance than the category: the category is not trusted
+        ("50 x oxycodone 20mg", ("benzodiazepine",), "category_conflict"),
+        ("kratom red vein 250g", ("psychedelic",), "category_conflict"),
+        ("fentanyl patch 10 x 25ug", ("heroin",), "category_conflict"),
+        ("10 x Adderall 30mg - amphetamine salts", ("prescription_stimulant",), None),  # salts = adderall
+        ("0.5g ICE (meth)amphetamine shard", ("methamphetamine",), None),  # not amphetamine
+        ("500g spice blend - synthetic cannabis", ("other_drug",), None),
+        ("100ml GBL liquid ecstasy", ("ghb",), None),
+        # a bundle: one of the named codes is the category's
+        ("5g hash + 5g mdma", ("mdma",), None),
+        ("xanax 2mg x 10 + tramadol", ("benzodiazepine",), None),
+        # nothing unambiguous named: the category stands
+        ("og kush 7g", ("cannabis",), None),
+        ("blue punisher 10 pills", ("mdma",), None),
+        # a non_drug category is never overridden (a book may name a drug)
+        ("the heroin diaries (ebook)", ("non_drug",), None),
+        # placeholders that name no drug
+        ("Custom listing for j****k", ("cannabis",), "placeholder"),
+        ("TIP JAR - thank you", ("cocaine",), "placeholder"),
+        ("Shipping and handling (up to 10 items)", ("cannabis",), "placeholder"),
+        ("EXPRESS SHIPPING", ("mdma",), "placeholder"),
+        ("Private listing", ("non_drug",), "placeholder"),
+        # ... but a placeholder that names a drug is an offer of it
+        ("Custom listing: 10 pills Adderall XR 30mg", ("prescription_stimulant",), None),
+        ("Custom order ketamine 5g", ("dissociative",), None),
+        # shipping words inside a real offer are not a placeholder
+        ("1g cocaine free shipping", ("cocaine",), None),
+        ("Shipping EU: 10g amnesia haze", ("cannabis",), None),
+    ],
+)
+def test_label_conflict(text: str, codes: tuple[str, ...], source: str | None) -> None:
+    found = label_conflict(text, codes)
+    assert (found[0] if found else None) == source
+
+
+def test_conflicting_and_placeholder_labels_are_set_aside_with_a_reason() -> None:
+    records = _records(4, 2)
+    texts = {"r1-1": "10x oxycodone 80mg", "r3-1": "custom listing for someone"}
+    for rid, text in texts.items():
+        records.loc[records["id"] == rid, ["text", "text_folded"]] = text
+    labelled = build_labelled(records, PrepareParams(), reviewed={"r3-1": ["cannabis"]}).set_index("id")
+    assert labelled.loc["r1-1", "labels"] is None
+    assert labelled.loc["r1-1", "label_source"] == "category_conflict"
+    assert labelled.loc["r1-1", "label_note"] == "text names prescription_opioid; category says cannabis"
+    assert labelled.loc["r3-1", "labels"] == ["cannabis"]  # a reviewed label beats every check
+    assert labelled.loc["r2-1", "label_source"] == "category"
+    kept = build_labelled(records, PrepareParams(drop_label_conflicts=False), reviewed={}).set_index("id")
+    assert kept.loc["r1-1", "labels"] == ["cannabis"]
+    assert kept.loc["r1-1", "label_source"] == "category"
 
 
 def test_lomo_markets_need_enough_labels() -> None:

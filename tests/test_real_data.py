@@ -27,7 +27,7 @@ MARKETS = {
 
 
 @pytest.fixture(scope="module")
-def labelled(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
     root = Path(__file__).resolve().parents[1]
     markets = root.parent / "shared" / "data" / "markets"
     if not markets.is_dir():
@@ -36,8 +36,12 @@ def labelled(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
         SourceSpec(name=p, path=str(markets / f), adapter="tabular", preset=p) for f, p in MARKETS.items()
     ]
     result = clean_sources(specs, NearDupParams(), Paths(tmp_path_factory.mktemp("real")))
-    frame = build_labelled(result.table.to_pandas(), PrepareParams(), reviewed={})
-    frame = frame[frame["labels"].notna()]
+    return build_labelled(result.table.to_pandas(), PrepareParams(), reviewed={})
+
+
+@pytest.fixture(scope="module")
+def labelled(prepared: pd.DataFrame) -> pd.DataFrame:
+    frame = prepared[prepared["labels"].notna()]
     # a CI-sized subset, the same every run
     return frame.groupby("market_key", group_keys=False).apply(
         lambda g: g.sample(min(len(g), 4000), random_state=0)
@@ -62,3 +66,22 @@ def test_cross_market_floor(labelled: pd.DataFrame) -> None:
     assert summary["macro_f1_supported"] >= 0.65, summary
     for code in ("cannabis", "cocaine", "psychedelic", "dissociative"):
         assert report["per_class"][code]["f1"] >= 0.75, (code, report["per_class"][code])
+
+
+@pytest.mark.shared
+def test_audited_conflicts_are_still_set_aside(prepared: pd.DataFrame) -> None:
+    """data/labels/conflict_audit.csv stays about what prepare sets aside: every audited id is still a
+    category_conflict with the codes the audit saw, and the audit's verdicts back the rule (>= 90% of the
+    set-aside labels wrong or incomplete)."""
+    audit = pd.read_csv(Path(__file__).resolve().parents[1] / "data" / "labels" / "conflict_audit.csv")
+    assert len(audit) == 60
+    rows = prepared.set_index("id").loc[audit["id"]]
+    assert (rows["label_source"] == "category_conflict").all()
+    assert rows["labels"].isna().all()
+    columns = zip(rows["label_note"], audit["category_codes"], audit["named_codes"], strict=True)
+    for note, category, named in columns:
+        assert note == f"text names {named.replace(' ', ',')}; category says {category.replace(' ', ',')}"
+    backed = audit["verdict"].isin(["category_wrong", "category_incomplete"]).mean()
+    assert backed >= 0.9, audit["verdict"].value_counts()
+    counts = prepared["label_source"].value_counts()
+    assert 300 <= counts["category_conflict"] <= 1500 and 100 <= counts["placeholder"] <= 600, counts

@@ -103,9 +103,13 @@ def test_a_correction_changes_the_next_models_training_labels(store: ReviewStore
             ("f-02", "Nightshade", "Drugs/Stimulants/Speed"),
         ]
     )
-    before = build_labelled(records, PrepareParams(), load_reviewed_labels(tmp_path / "none.jsonl"))
-    row = before.set_index("id").loc["r-cocaine-nl"]
+    no_reviews = load_reviewed_labels(tmp_path / "none.jsonl")
+    kept = build_labelled(records, PrepareParams(drop_label_conflicts=False), no_reviews)
+    row = kept.set_index("id").loc["r-cocaine-nl"]
     assert list(row["labels"]) == ["cannabis"] and row["label_source"] == "category"
+    # by default the misfiling is set aside (the text names cocaine): no label until someone reviews it
+    row = build_labelled(records, PrepareParams(), no_reviews).set_index("id").loc["r-cocaine-nl"]
+    assert row["labels"] is None and row["label_source"] == "category_conflict"
 
     store.decide("r-cocaine-nl", "alice", {"drug_types": ["cocaine"]})  # the analyst corrects it
     out = tmp_path / "data" / "labels" / "reviewed.jsonl"
