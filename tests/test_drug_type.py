@@ -157,6 +157,36 @@ def test_lexicon_codes_are_contract_codes() -> None:
     assert lexicon.matches("cokehead") == []
 
 
+@pytest.mark.parametrize(
+    ("text", "codes"),
+    [
+        # heroin and pill vendors' assurance is not an offer of fentanyl
+        ("uncut black tar heroin 3 grams no fent", {"heroin"}),
+        ("3g #4 heroin! fent-free!", {"heroin"}),
+        ("5g heroin no fentanyl", {"heroin"}),
+        ("fentanyl patch 25ug", {"synthetic_opioid"}),
+        ("250mg fentanyl hcl", {"synthetic_opioid"}),
+        # the nitazene family by name, including ones coined after the lexicon was written
+        ("etonitazepyne (pure) - 5 grams", {"synthetic_opioid"}),
+        ("etazene 125mg", {"synthetic_opioid"}),
+        ("n-desethyl isotonitazene 1g", {"synthetic_opioid"}),
+        # fixed by the conflict audit (data/labels/README.md)
+        ("0.5g ice (meth)amphetamine shard", {"methamphetamine"}),
+        ("20 x adderal b974 - amphetamine salts", {"prescription_stimulant"}),
+        ("dextroamphetamine 15mg er", {"prescription_stimulant"}),
+        ("1g speed amphetamine paste", {"amphetamine"}),
+        ("strong synthetic cannabis spice 10g", set()),
+        ("100ml gbl liquid ecstasy", {"ghb"}),
+        ("mdma ecstasy pills", {"mdma"}),
+    ],
+)
+def test_strong_names(text: str, codes: set[str]) -> None:
+    from pipeline.heads.drug_type import load_strong_terms
+
+    strong = Lexicon(load_strong_terms())
+    assert {m["code"] for m in strong.matches(text)} == codes
+
+
 def test_binarize_round_trip() -> None:
     y = binarize([["mdma", "cannabis"], ["non_drug"]])
     assert y.sum() == 3 and y[0, DRUG_TYPES.index("mdma")] == 1
