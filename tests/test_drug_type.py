@@ -187,6 +187,27 @@ def test_strong_names(text: str, codes: set[str]) -> None:
     assert {m["code"] for m in strong.matches(text)} == codes
 
 
+@pytest.mark.parametrize(
+    ("text", "cues"),
+    [
+        ("og kush 3.5g", {"mass"}),
+        ("xanax 2mg x 100", {"dose", "units"}),
+        ("50 tabs lsd 150ug", {"dose", "units"}),
+        ("gbl 100ml 99%", {"volume", "purity"}),
+        ("custom listing for bob", {"placeholder", "no_drug_word"}),
+        ("nike air max 90 size 44", {"no_drug_word"}),
+        ("white widow half o", {"mass"}),
+    ],
+)
+def test_offer_features(text: str, cues: set[str]) -> None:
+    from pipeline.heads.drug_type import OFFER_CUES, OfferFeatures
+
+    names = [*OFFER_CUES, "no_drug_word"]
+    row = OfferFeatures(weight=2.0).fit([text]).transform([text]).toarray()[0]
+    assert {names[i] for i in np.flatnonzero(row)} == cues
+    assert set(row[row > 0]) <= {2.0}
+
+
 def test_binarize_round_trip() -> None:
     y = binarize([["mdma", "cannabis"], ["non_drug"]])
     assert y.sum() == 3 and y[0, DRUG_TYPES.index("mdma")] == 1

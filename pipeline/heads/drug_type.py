@@ -49,6 +49,7 @@ class DrugTypeParams:
     char_max_features: int = 300_000
     min_df: int = 2
     lexicon_weight: float = 1.0
+    offer_weight: float = 1.0  # OfferFeatures (amounts, doses, unit counts, placeholders); 0 = left out
     class_weight: str | None = None  # None | "balanced"
     max_iter: int = 300  # liblinear, dual form: features outnumber records, so the dual converges faster
     fallback_ratio: float = 0.0  # see decide(); 0 = nothing above threshold means non_drug
@@ -264,6 +265,51 @@ class LexiconFeatures(TransformerMixin, BaseEstimator):
         return sp.csr_matrix((vals, (rows, cols)), shape=(len(texts), len(DRUG_TYPES)))
 
 
+# what an offer of a drug is written like, whatever the drug: amounts, strengths, counts, purity; and what a
+# placeholder (custom order, tip, shipping) is written like. A market's strain and press names are new words
+# to a model trained elsewhere; these shapes are not.
+OFFER_CUES: dict[str, str] = {
+    "mass": r"\d\s*(?:g|gr|grams?|grammes?|kg|kilos?|oz|ounces?|lbs?|qp|hp)\b"
+    r"|\b(?:eighth|ounce|half\s*o|quarter|gram|kilo)\b",
+    "dose": r"\d\s*(?:mg|ug|mcg|µg|mics?)\b",
+    "units": r"\d\s*(?:x|pcs|pieces|pills?|tabs?|tablets?|caps?|capsules?|blotters?|hits?|bars?|seeds?|amps?"
+    r"|ampoules?|vials?)\b|\bx\s*\d",
+    "volume": r"\d\s*(?:ml|cl|l)\b",
+    "purity": r"\d\s*%",
+    "placeholder": r"\bcustom\b|\blisting for\b|\bshipping\b|\btip\b|\breship|\binsurance\b"
+    r"|\bdo not (?:buy|order)\b|\bpayment\b",
+}
+
+
+class OfferFeatures(TransformerMixin, BaseEstimator):
+    """0/``weight`` indicators: one per :data:`OFFER_CUES` entry found in the text, and one for a text in
+    which no lexicon term occurs (``terms``); stateless."""
+
+    def __init__(self, terms: dict[str, list[str]] | None = None, weight: float = 1.0) -> None:
+        self.terms = terms
+        self.weight = weight
+
+    def fit(self, texts: Any, y: Any = None) -> OfferFeatures:
+        return self
+
+    def transform(self, texts: Any) -> sp.csr_matrix:
+        cues = _offer_pattern()
+        lexicon = Lexicon(self.terms or load_lexicon_terms()).pattern
+        column = {name: i for i, name in enumerate(OFFER_CUES)}
+        out = np.zeros((len(texts), len(OFFER_CUES) + 1), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for m in cues.finditer(text):
+                out[row, column[m.lastgroup]] = self.weight  # type: ignore[index]
+            if not lexicon.search(text):
+                out[row, -1] = self.weight
+        return sp.csr_matrix(out)
+
+
+@cache
+def _offer_pattern() -> re.Pattern[str]:
+    return re.compile("|".join(f"(?P<{name}>{rx})" for name, rx in OFFER_CUES.items()), re.IGNORECASE)
+
+
 # --- the head --------------------------------------------------------------------------------------------
 
 
@@ -357,6 +403,7 @@ class DrugTypeHead:
                 ),
                 ("lexicon", LexiconFeatures(self.lexicon.terms, p.lexicon_weight)),
             ]
+            + ([("offer", OfferFeatures(self.lexicon.terms, p.offer_weight))] if p.offer_weight else [])
         )
         classifier = OneVsRestClassifier(
             LogisticRegression(
@@ -439,7 +486,9 @@ class DrugTypeHead:
         head = cls(params)
         lexicon = json.loads((directory / "lexicon.json").read_text(encoding="utf-8"))
         head.lexicon, head.strong = Lexicon(lexicon["terms"]), Lexicon(lexicon["strong"])
-        head.pipeline_ = load_skops(directory / "model.skops", {f"{__name__}.LexiconFeatures"})
+        head.pipeline_ = load_skops(
+            directory / "model.skops", {f"{__name__}.LexiconFeatures", f"{__name__}.OfferFeatures"}
+        )
         thresholds = json.loads((directory / "thresholds.json").read_text())
         head.thresholds_ = np.array([thresholds[c] for c in DRUG_TYPES])
         return head
