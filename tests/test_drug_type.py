@@ -200,12 +200,14 @@ def test_strong_names(text: str, codes: set[str]) -> None:
     ],
 )
 def test_offer_features(text: str, cues: set[str]) -> None:
-    from pipeline.heads.drug_type import OFFER_CUES, OfferFeatures
+    from pipeline.heads.drug_type import OFFER_COLUMNS, LexiconFeatures
 
-    names = [*OFFER_CUES, "no_drug_word"]
-    row = OfferFeatures(weight=2.0).fit([text]).transform([text]).toarray()[0]
-    assert {names[i] for i in np.flatnonzero(row)} == cues
-    assert set(row[row > 0]) <= {2.0}
+    features = LexiconFeatures(weight=1.0, offer_weight=2.0).fit([text]).transform([text]).toarray()[0]
+    offer = features[len(DRUG_TYPES) :]
+    assert {OFFER_COLUMNS[i] for i in np.flatnonzero(offer)} == cues
+    assert set(offer[offer > 0]) <= {2.0}
+    # without offer_weight the lexicon columns alone (models saved before it existed read the same)
+    assert LexiconFeatures().transform([text]).shape == (1, len(DRUG_TYPES))
 
 
 def test_binarize_round_trip() -> None:

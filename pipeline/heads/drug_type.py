@@ -49,7 +49,7 @@ class DrugTypeParams:
     char_max_features: int = 300_000
     min_df: int = 2
     lexicon_weight: float = 1.0
-    offer_weight: float = 1.0  # OfferFeatures (amounts, doses, unit counts, placeholders); 0 = left out
+    offer_weight: float = 1.0  # offer-shape features (LexiconFeatures): amounts, doses, counts; 0 = left out
     class_weight: str | None = None  # None | "balanced"
     max_iter: int = 300  # liblinear, dual form: features outnumber records, so the dual converges faster
     fallback_ratio: float = 0.0  # see decide(); 0 = nothing above threshold means non_drug
@@ -239,32 +239,6 @@ class Lexicon:
         ]
 
 
-class LexiconFeatures(TransformerMixin, BaseEstimator):
-    """Per-code lexicon hit counts (log-scaled) as sparse features; stateless."""
-
-    def __init__(self, terms: dict[str, list[str]] | None = None, weight: float = 1.0) -> None:
-        self.terms = terms
-        self.weight = weight
-
-    def fit(self, texts: Any, y: Any = None) -> LexiconFeatures:
-        return self
-
-    def transform(self, texts: Any) -> sp.csr_matrix:
-        lexicon = Lexicon(self.terms or load_lexicon_terms())
-        index = {code: i for i, code in enumerate(DRUG_TYPES)}
-        rows, cols, vals = [], [], []
-        for row, text in enumerate(texts):
-            counts: dict[int, int] = {}
-            for m in lexicon.pattern.finditer(text):
-                col = index[lexicon.code(m)]
-                counts[col] = counts.get(col, 0) + 1
-            for col, n in counts.items():
-                rows.append(row)
-                cols.append(col)
-                vals.append(self.weight * float(np.log1p(n)))
-        return sp.csr_matrix((vals, (rows, cols)), shape=(len(texts), len(DRUG_TYPES)))
-
-
 # what an offer of a drug is written like, whatever the drug: amounts, strengths, counts, purity; and what a
 # placeholder (custom order, tip, shipping) is written like. A market's strain and press names are new words
 # to a model trained elsewhere; these shapes are not.
@@ -279,35 +253,56 @@ OFFER_CUES: dict[str, str] = {
     "placeholder": r"\bcustom\b|\blisting for\b|\bshipping\b|\btip\b|\breship|\binsurance\b"
     r"|\bdo not (?:buy|order)\b|\bpayment\b",
 }
-
-
-class OfferFeatures(TransformerMixin, BaseEstimator):
-    """0/``weight`` indicators: one per :data:`OFFER_CUES` entry found in the text, and one for a text in
-    which no lexicon term occurs (``terms``); stateless."""
-
-    def __init__(self, terms: dict[str, list[str]] | None = None, weight: float = 1.0) -> None:
-        self.terms = terms
-        self.weight = weight
-
-    def fit(self, texts: Any, y: Any = None) -> OfferFeatures:
-        return self
-
-    def transform(self, texts: Any) -> sp.csr_matrix:
-        cues = _offer_pattern()
-        lexicon = Lexicon(self.terms or load_lexicon_terms()).pattern
-        column = {name: i for i, name in enumerate(OFFER_CUES)}
-        out = np.zeros((len(texts), len(OFFER_CUES) + 1), dtype=np.float32)
-        for row, text in enumerate(texts):
-            for m in cues.finditer(text):
-                out[row, column[m.lastgroup]] = self.weight  # type: ignore[index]
-            if not lexicon.search(text):
-                out[row, -1] = self.weight
-        return sp.csr_matrix(out)
+OFFER_COLUMNS = (*OFFER_CUES, "no_drug_word")
 
 
 @cache
 def _offer_pattern() -> re.Pattern[str]:
     return re.compile("|".join(f"(?P<{name}>{rx})" for name, rx in OFFER_CUES.items()), re.IGNORECASE)
+
+
+class LexiconFeatures(TransformerMixin, BaseEstimator):
+    """Per-code lexicon hit counts (log-scaled) as sparse features, then, when ``offer_weight`` > 0, the
+    offer-shape indicators :data:`OFFER_COLUMNS` (0 or ``offer_weight``; ``no_drug_word``: no lexicon term
+    in the text). Stateless; the text is scanned for lexicon terms once."""
+
+    def __init__(
+        self, terms: dict[str, list[str]] | None = None, weight: float = 1.0, offer_weight: float = 0.0
+    ) -> None:
+        self.terms = terms
+        self.weight = weight
+        self.offer_weight = offer_weight
+
+    def fit(self, texts: Any, y: Any = None) -> LexiconFeatures:
+        return self
+
+    def transform(self, texts: Any) -> sp.csr_matrix:
+        lexicon = Lexicon(self.terms or load_lexicon_terms())
+        index = {code: i for i, code in enumerate(DRUG_TYPES)}
+        # saved before offer_weight existed: skops restores attributes, it does not call __init__
+        offer_weight = getattr(self, "offer_weight", 0.0)
+        cues = _offer_pattern()
+        offer_column = {name: len(DRUG_TYPES) + i for i, name in enumerate(OFFER_COLUMNS)}
+        no_drug_word = offer_column["no_drug_word"]
+        rows, cols, vals = [], [], []
+        for row, text in enumerate(texts):
+            counts: dict[int, int] = {}
+            for m in lexicon.pattern.finditer(text):
+                col = index[lexicon.code(m)]
+                counts[col] = counts.get(col, 0) + 1
+            for col, n in counts.items():
+                rows.append(row)
+                cols.append(col)
+                vals.append(self.weight * float(np.log1p(n)))
+            if offer_weight:
+                found = {offer_column[m.lastgroup] for m in cues.finditer(text)}  # type: ignore[index]
+                if not counts:
+                    found.add(no_drug_word)
+                rows.extend([row] * len(found))
+                cols.extend(found)
+                vals.extend([offer_weight] * len(found))
+        width = len(DRUG_TYPES) + (len(OFFER_COLUMNS) if offer_weight else 0)
+        return sp.csr_matrix((vals, (rows, cols)), shape=(len(texts), width))
 
 
 # --- the head --------------------------------------------------------------------------------------------
@@ -401,9 +396,8 @@ class DrugTypeHead:
                         dtype=np.float32,
                     ),
                 ),
-                ("lexicon", LexiconFeatures(self.lexicon.terms, p.lexicon_weight)),
+                ("lexicon", LexiconFeatures(self.lexicon.terms, p.lexicon_weight, p.offer_weight)),
             ]
-            + ([("offer", OfferFeatures(self.lexicon.terms, p.offer_weight))] if p.offer_weight else [])
         )
         classifier = OneVsRestClassifier(
             LogisticRegression(
@@ -486,9 +480,7 @@ class DrugTypeHead:
         head = cls(params)
         lexicon = json.loads((directory / "lexicon.json").read_text(encoding="utf-8"))
         head.lexicon, head.strong = Lexicon(lexicon["terms"]), Lexicon(lexicon["strong"])
-        head.pipeline_ = load_skops(
-            directory / "model.skops", {f"{__name__}.LexiconFeatures", f"{__name__}.OfferFeatures"}
-        )
+        head.pipeline_ = load_skops(directory / "model.skops", {f"{__name__}.LexiconFeatures"})
         thresholds = json.loads((directory / "thresholds.json").read_text())
         head.thresholds_ = np.array([thresholds[c] for c in DRUG_TYPES])
         return head
