@@ -175,9 +175,15 @@ def test_lexicon_codes_are_contract_codes() -> None:
         ("20 x adderal b974 - amphetamine salts", {"prescription_stimulant"}),
         ("dextroamphetamine 15mg er", {"prescription_stimulant"}),
         ("1g speed amphetamine paste", {"amphetamine"}),
-        ("strong synthetic cannabis spice 10g", set()),
+        ("strong synthetic cannabis spice 10g", {"other_drug"}),
         ("100ml gbl liquid ecstasy", {"ghb"}),
         ("mdma ecstasy pills", {"mdma"}),
+        # synthetic cannabinoids by naming family (other_drug in the contract), not cannabis
+        ("10gr fub-amb (amb-fubinaca)", {"other_drug"}),
+        ("buy 4-cn-binaca-adb online", {"other_drug"}),
+        ("5c-akb48 1kg", {"other_drug"}),
+        ("jwh-210 herbal incense 5g", {"other_drug"}),
+        ("synthetic weed 1000 grams", {"other_drug"}),
     ],
 )
 def test_strong_names(text: str, codes: set[str]) -> None:
