@@ -164,6 +164,8 @@ def test_lexicon_codes_are_contract_codes() -> None:
         ("uncut black tar heroin 3 grams no fent", {"heroin"}),
         ("3g #4 heroin! fent-free!", {"heroin"}),
         ("5g heroin no fentanyl", {"heroin"}),
+        ("smack 1g. tested for fentanyl - negative", set()),
+        ("fentanyl test strips x10", set()),
         ("fentanyl patch 25ug", {"synthetic_opioid"}),
         ("250mg fentanyl hcl", {"synthetic_opioid"}),
         # the nitazene family by name, including ones coined after the lexicon was written
