@@ -50,16 +50,53 @@ class EvaluateParams:
 
 
 def lomo_rotations(
-    frame: pd.DataFrame, markets: list[str], train_params: TrainParams, min_support: int
+    frame: pd.DataFrame,
+    markets: list[str],
+    train_params: TrainParams,
+    min_support: int,
+    set_aside: pd.DataFrame | None = None,
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """Leave-one-market-out: train on the other markets, test on all labelled records of one. Returns the
-    per-rotation reports and the scores table (the sklearn family's, see pipeline/families.py)."""
-    scores = families.lomo_scores(frame, markets, lambda: DrugTypeHead(train_params.drug_type))
+    per-rotation reports and the scores table (the sklearn family's, see pipeline/families.py).
+
+    With ``set_aside`` (records whose category label ``prepare`` set aside, with ``category_labels``), each
+    rotation's report also holds ``with_set_aside``: the same model and decisions scored on the test market
+    plus its set-aside records under their category labels, i.e. the figure had those labels been kept."""
     dt = train_params.drug_type
+    with_set_aside: dict[str, dict[str, Any]] = {}
+
+    def score_set_aside(market: str, head: DrugTypeHead) -> None:
+        if set_aside is None:
+            return
+        from pipeline.heads.drug_type import decide
+
+        test = frame[frame["market_key"] == market]
+        extra = set_aside[set_aside["market_key"] == market]
+        records = pd.concat([test, extra], ignore_index=True)
+        labels = list(test["labels"]) + list(extra["category_labels"])
+        predicted = decide(head.predict_scores(records), head.thresholds_, dt.fallback_ratio)
+        report = multilabel_report(binarize(labels), binarize(predicted), min_support=min_support)
+        with_set_aside[market] = {**report["summary"], "set_aside_records": int(len(extra))}
+
+    scores = families.lomo_scores(frame, markets, lambda: DrugTypeHead(dt), on_rotation=score_set_aside)
     rotations = families.family_report(scores, dt, dt.fallback_ratio, min_support).get("lomo", {})
     for market, report in rotations.items():
         report["train_markets"] = sorted(set(frame.loc[frame["market_key"] != market, "market_key"]))
+        if market in with_set_aside:
+            report["with_set_aside"] = with_set_aside[market]
     return rotations, scores
+
+
+def set_aside_frame(paths: Paths) -> pd.DataFrame:
+    """Records whose market category ``prepare`` set aside (contradicted or placeholder), with the
+    category's codes in ``category_labels``; empty for a table prepared before they were kept."""
+    frame = pd.read_parquet(paths.processed / "drug_type.parquet")
+    if "category_labels" not in frame:
+        return frame.iloc[0:0]
+    mask = frame["label_source"].isin(["category_conflict", "placeholder"]) & frame["category_labels"].notna()
+    out = frame[mask].copy()
+    out["category_labels"] = [list(x) for x in out["category_labels"]]
+    return out
 
 
 def drug_type_metrics(
@@ -86,13 +123,21 @@ def drug_type_metrics(
         }
         _write_plots(reports / "plots", test, y_true, scores, y_pred, params.pr_points)
     if params.lomo and len(lomo_markets) >= 2:
-        rotations, lomo_table = lomo_rotations(frame, lomo_markets, train_params, params.min_support)
+        set_aside = set_aside_frame(paths)
+        rotations, lomo_table = lomo_rotations(
+            frame, lomo_markets, train_params, params.min_support, set_aside if len(set_aside) else None
+        )
         tables.append(lomo_table)
         metrics["lomo"] = rotations
         metrics["lomo_mean"] = {
             key: round(float(np.mean([r["summary"][key] for r in rotations.values()])), 4)
             for key in ("macro_f1", "macro_f1_supported", "micro_f1")
         }
+        if all("with_set_aside" in r for r in rotations.values()):
+            metrics["lomo_mean_with_set_aside"] = {
+                key: round(float(np.mean([r["with_set_aside"][key] for r in rotations.values()])), 4)
+                for key in ("macro_f1", "macro_f1_supported", "micro_f1")
+            }
     info = {
         "texts_per_second": families.texts_per_second(head, test if len(test) else frame),
         "params": asdict(train_params.drug_type),
@@ -310,6 +355,7 @@ def headline(results: dict[str, Any]) -> dict[str, float | None]:
         "drug_type_lomo_macro_f1": dt.get("lomo_mean", {}).get("macro_f1"),
         "drug_type_lomo_macro_f1_supported": dt.get("lomo_mean", {}).get("macro_f1_supported"),
         "drug_type_lomo_micro_f1": dt.get("lomo_mean", {}).get("micro_f1"),
+        "drug_type_lomo_macro_f1_with_set_aside": dt.get("lomo_mean_with_set_aside", {}).get("macro_f1"),
         "drug_type_test_macro_f1": dt.get("in_market_test", {}).get("summary", {}).get("macro_f1"),
         "drug_type_test_micro_f1": dt.get("in_market_test", {}).get("summary", {}).get("micro_f1"),
         "quantity_exact": results["quantity"]["exact_match"],

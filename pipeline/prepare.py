@@ -94,14 +94,16 @@ def build_labelled(
     labels: list[list[str] | None] = []
     sources: list[str] = []
     notes: list[str | None] = []
+    category_labels: list[list[str] | None] = []  # the market's mapped label, kept when set aside
     rows = zip(frame["id"], frame["market"], frame["category_raw"], frame["text_folded"], strict=True)
     for rid, market, category, text in rows:
+        codes = map_category(market, category)
+        category_labels.append(list(codes) if codes else None)
         if rid in reviewed:
             labels.append(reviewed[rid])
             sources.append("reviewed")
             notes.append(None)
             continue
-        codes = map_category(market, category)
         conflict = label_conflict(text, codes) if codes and params.drop_label_conflicts else None
         if conflict:
             labels.append(None)
@@ -114,6 +116,7 @@ def build_labelled(
     frame["labels"] = labels
     frame["label_source"] = sources
     frame["label_note"] = notes
+    frame["category_labels"] = category_labels
     # deduplicate before splitting; a reviewed record stays even when it is not its group's representative
     keep = frame["is_representative"] | (frame["label_source"] == "reviewed")
     frame = frame[keep].copy()
@@ -124,7 +127,7 @@ def build_labelled(
     columns = [
         "id", "source", "kind", "market", "market_key", "vendor", "lang", "title", "text", "text_folded",
         "ships_from_raw", "ships_to_raw", "dup_group", "group", "split", "labels", "label_source",
-        "label_note",
+        "label_note", "category_labels",
     ]  # fmt: skip
     return frame[columns].reset_index(drop=True)
 
