@@ -198,11 +198,12 @@ def bare_model(rows: list[dict[str, Any]], models_dir: Path, n: int) -> dict[str
     union = pipeline.named_steps["features"]
     word, char = (dict(union.transformer_list)[k] for k in ("word", "char"))
     classifier = pipeline.named_steps["classifier"]
+    # the lexicon and offer columns as zeros: the vectorizers and the linear model alone
+    width = next(e.coef_.shape[1] for e in classifier.estimators_ if hasattr(e, "coef_"))
     started = time.perf_counter()
-    x = sp.hstack(
-        [word.transform(texts), char.transform(texts), sp.csr_matrix((len(texts), 17), dtype=np.float32)]
-    )
-    classifier.predict_proba(x.tocsr())
+    xw, xc = word.transform(texts), char.transform(texts)
+    rest = sp.csr_matrix((len(texts), width - xw.shape[1] - xc.shape[1]), dtype=np.float32)
+    classifier.predict_proba(sp.hstack([xw, xc, rest]).tocsr())
     tfidf = time.perf_counter() - started
     return {
         "records": n,
