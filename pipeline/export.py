@@ -9,6 +9,7 @@ current champion on ``export.metric`` (a figure from the evaluate stage).
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ import typer
 from pipeline import families
 from pipeline.config import Paths
 from pipeline.heads.registry import HEADS, OPTIONAL_HEADS
+
+log = logging.getLogger(__name__)
 
 CHAMPION = "champion"
 
@@ -41,7 +44,7 @@ class ExportParams:
     fallback_metric: str = "drug_type_test_macro_f1"  # when the data has fewer than two markets
     register: bool = True
     # the drug_type champion among the compared families (reports/<data>/families.json) must score at
-    # least this many texts/s in one process; the fastest candidate wins when none does
+    # least this many texts/s in one process; when none does the best wins, flagged in export.json
     min_texts_per_second: float = 1000.0
 
 
@@ -121,13 +124,14 @@ def drug_type_champion(params: ExportParams, paths: Paths, dataset: str, staging
     """The drug_type head to ship: the ``compare`` stage's best candidate at the throughput floor whose
     models exist (an ensemble is assembled in ``staging``), or the sklearn head when nothing was compared.
 
-    Returns {"name", "members", "dir", "metric" (its mean LOMO macro-F1 or None), "texts_per_second"}.
+    Returns {"name", "members", "dir", "metric" (its mean LOMO macro-F1 or None), "texts_per_second",
+    "throughput_floor_met"}.
     """
-    from pipeline.compare import ENSEMBLE_PREFIX, choose_champion, ensemble_table
+    from pipeline.compare import ENSEMBLE_PREFIX, choose_champion, ensemble_table, floor_met
 
     comparison = paths.reports / dataset / "families.json"
     sklearn = {"name": "sklearn", "members": ["sklearn"], "dir": paths.models / "drug_type", "metric": None,
-               "texts_per_second": None}  # fmt: skip
+               "texts_per_second": None, "throughput_floor_met": None}  # fmt: skip
     if not comparison.exists():
         return sklearn
     candidates = json.loads(comparison.read_text())
@@ -140,8 +144,14 @@ def drug_type_champion(params: ExportParams, paths: Paths, dataset: str, staging
         return sklearn
     name = choose_champion(usable, params.min_texts_per_second)
     chosen = usable[name]
+    met = floor_met(usable, name, params.min_texts_per_second)
+    if not met:
+        log.warning(
+            "no drug_type candidate reaches export.min_texts_per_second=%s; shipping the best: %s (%s/s)",
+            params.min_texts_per_second, name, chosen["texts_per_second"],
+        )  # fmt: skip
     out = {"name": name, "members": chosen["members"], "metric": chosen["metric"],
-           "texts_per_second": chosen["texts_per_second"]}  # fmt: skip
+           "texts_per_second": chosen["texts_per_second"], "throughput_floor_met": met}  # fmt: skip
     if not name.startswith(ENSEMBLE_PREFIX):
         return {**out, "dir": paths.models / families.FAMILY_MODEL_DIRS[name]}
     from pipeline.heads.drug_type import DrugTypeParams, binarize
@@ -225,6 +235,7 @@ def run(params: ExportParams, paths: Paths, dataset: str = "sample") -> dict[str
         "value": metric_value,
         "drug_type_family": champion["name"],
         "drug_type_texts_per_second": champion["texts_per_second"],
+        "drug_type_throughput_floor_met": champion["throughput_floor_met"],
         "rule_heads": rule_head_choice(paths, dataset),
     }
     if params.register:

@@ -137,7 +137,7 @@ def _candidate(metric: float, rate: float, members: list[str]) -> dict:
         (0, "transformer"),  # best macro-F1 wins when speed is no constraint
         (1000, "ensemble:sklearn+spacy"),  # transformer too slow; the ensemble beats each member
         (5000, "sklearn"),  # only sklearn is fast enough
-        (1e9, "sklearn"),  # nothing reaches the floor: the fastest
+        (1e9, "transformer"),  # nothing reaches the floor (a slow or noisy machine): the best, flagged
     ],
 )
 def test_choose_champion_respects_the_throughput_floor(floor: float, expected: str) -> None:
@@ -148,6 +148,33 @@ def test_choose_champion_respects_the_throughput_floor(floor: float, expected: s
         "ensemble:sklearn+spacy": _candidate(0.83, 2182, ["sklearn", "spacy"]),
     }
     assert choose_champion(candidates, floor) == expected
+
+
+def test_floor_met() -> None:
+    from pipeline.compare import floor_met
+
+    candidates = {"sklearn": _candidate(0.80, 8000, ["sklearn"]), "spacy": _candidate(0.7, 900, ["spacy"])}
+    assert floor_met(candidates, "sklearn", 1000) and not floor_met(candidates, "spacy", 1000)
+
+
+def test_throughput_is_measured_on_limit_records_even_from_a_small_split() -> None:
+    """A few hundred records would time per-call overhead: they are repeated up to ``limit``."""
+
+    class Counting:
+        def __init__(self) -> None:
+            self.sizes: list[int] = []
+
+        def predict(self, records: pd.DataFrame) -> dict:
+            self.sizes.append(len(records))
+            return {}
+
+    head = Counting()
+    rate = families.texts_per_second(head, pd.DataFrame({"text": ["a", "b", "c"]}), limit=50, repeats=2)
+    assert head.sizes == [8, 50, 50] and rate > 0  # warm-up, then two timed calls of 50
+    head.sizes.clear()
+    families.texts_per_second(head, pd.DataFrame({"text": [str(i) for i in range(80)]}), limit=50)
+    assert head.sizes == [8, 50, 50]
+    assert families.texts_per_second(head, pd.DataFrame({"text": []}), limit=50) == 0.0
 
 
 def test_held_out_market_figures_are_compared_like_for_like() -> None:
