@@ -29,7 +29,7 @@ from sklearn.metrics import precision_recall_curve
 
 from pipeline import families
 from pipeline.config import Paths
-from pipeline.heads.drug_type import DrugTypeHead, binarize
+from pipeline.heads.drug_type import DrugTypeHead, binarize, decide
 from pipeline.heads.registry import head_class
 from pipeline.metrics import multilabel_report, set_prf
 from pipeline.taxonomy import DRUG_TYPES, LAUNDERING_HINTS, QUANTITY_FIELDS, QUANTITY_TOLERANCE
@@ -63,27 +63,27 @@ def lomo_rotations(
     rotation's report also holds ``with_set_aside``: the same model and decisions scored on the test market
     plus its set-aside records under their category labels, i.e. the figure had those labels been kept."""
     dt = train_params.drug_type
-    with_set_aside: dict[str, dict[str, Any]] = {}
+    set_aside_scored: dict[str, tuple[pd.DataFrame, np.ndarray, np.ndarray]] = {}
 
     def score_set_aside(market: str, head: DrugTypeHead) -> None:
-        if set_aside is None:
-            return
-        from pipeline.heads.drug_type import decide
-
-        test = frame[frame["market_key"] == market]
-        extra = set_aside[set_aside["market_key"] == market]
-        records = pd.concat([test, extra], ignore_index=True)
-        labels = list(test["labels"]) + list(extra["category_labels"])
-        predicted = decide(head.predict_scores(records), head.thresholds_, dt.fallback_ratio)
-        report = multilabel_report(binarize(labels), binarize(predicted), min_support=min_support)
-        with_set_aside[market] = {**report["summary"], "set_aside_records": int(len(extra))}
+        # only the set-aside records: the test market's own scores are in the scores table already
+        if set_aside is not None:
+            extra = set_aside[set_aside["market_key"] == market]
+            extra_scores = head.predict_scores(extra) if len(extra) else np.zeros((0, len(head.thresholds_)))
+            set_aside_scored[market] = (extra, extra_scores, head.thresholds_.copy())
 
     scores = families.lomo_scores(frame, markets, lambda: DrugTypeHead(dt), on_rotation=score_set_aside)
     rotations = families.family_report(scores, dt, dt.fallback_ratio, min_support).get("lomo", {})
     for market, report in rotations.items():
         report["train_markets"] = sorted(set(frame.loc[frame["market_key"] != market, "market_key"]))
-        if market in with_set_aside:
-            report["with_set_aside"] = with_set_aside[market]
+        if market in set_aside_scored:
+            extra, extra_scores, thresholds = set_aside_scored[market]
+            test = scores[(scores["rotation"] == market) & (scores["part"] == "test")]
+            both = np.vstack([families.score_matrix(test), extra_scores])
+            labels = [list(x) for x in test["labels"]] + list(extra["category_labels"])
+            predicted = decide(both, thresholds, dt.fallback_ratio)
+            summary = multilabel_report(binarize(labels), binarize(predicted), min_support=min_support)
+            report["with_set_aside"] = {**summary["summary"], "set_aside_records": int(len(extra))}
     return rotations, scores
 
 
@@ -111,8 +111,6 @@ def drug_type_metrics(
     tables = [families.in_market_scores(head, frame)]
     if len(test):
         scores = head.predict_scores(test)
-        from pipeline.heads.drug_type import decide
-
         y_true = binarize(list(test["labels"]))
         y_pred = binarize(decide(scores, head.thresholds_, head.params.fallback_ratio))
         metrics["in_market_test"] = multilabel_report(y_true, y_pred, min_support=params.min_support)
