@@ -33,7 +33,7 @@ from pipeline.heads.drug_type import DrugTypeHead, binarize, decide
 from pipeline.heads.registry import head_class
 from pipeline.metrics import multilabel_report, set_prf
 from pipeline.taxonomy import DRUG_TYPES, LAUNDERING_HINTS, QUANTITY_FIELDS, QUANTITY_TOLERANCE
-from pipeline.train import TrainParams, labelled_frame
+from pipeline.train import TrainParams, labelled_rows
 
 
 @dataclass(frozen=True)
@@ -87,10 +87,10 @@ def lomo_rotations(
     return rotations, scores
 
 
-def set_aside_frame(paths: Paths) -> pd.DataFrame:
-    """Records whose market category ``prepare`` set aside (contradicted or placeholder), with the
-    category's codes in ``category_labels``; empty for a table prepared before they were kept."""
-    frame = pd.read_parquet(paths.processed / "drug_type.parquet")
+def set_aside_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of a prepared drug-type table whose market category ``prepare`` set aside (contradicted or
+    placeholder), with the category's codes in ``category_labels``; empty for a table prepared before
+    they were kept."""
     if "category_labels" not in frame:
         return frame.iloc[0:0]
     mask = frame["label_source"].isin(["category_conflict", "placeholder"]) & frame["category_labels"].notna()
@@ -104,7 +104,8 @@ def drug_type_metrics(
 ) -> dict[str, Any]:
     """All drug_type figures (see module docstring); also writes the plot CSVs and the sklearn family's
     scores table and facts (reports/<data>/families/sklearn*) for the model comparison."""
-    frame = labelled_frame(paths)
+    prepared = pd.read_parquet(paths.processed / "drug_type.parquet")  # read once: labelled + set aside
+    frame = labelled_rows(prepared)
     head = DrugTypeHead.load(paths.models / "drug_type")
     test = frame[frame["split"] == "test"]
     metrics: dict[str, Any] = {}
@@ -121,7 +122,7 @@ def drug_type_metrics(
         }
         _write_plots(reports / "plots", test, y_true, scores, y_pred, params.pr_points)
     if params.lomo and len(lomo_markets) >= 2:
-        set_aside = set_aside_frame(paths)
+        set_aside = set_aside_rows(prepared)
         rotations, lomo_table = lomo_rotations(
             frame, lomo_markets, train_params, params.min_support, set_aside if len(set_aside) else None
         )

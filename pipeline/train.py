@@ -37,8 +37,12 @@ class TrainParams:
 
 def labelled_frame(paths: Paths) -> pd.DataFrame:
     """The prepared drug-type table, restricted to records with a label."""
-    frame = pd.read_parquet(paths.processed / "drug_type.parquet")
-    frame = frame[frame["labels"].notna()].copy()
+    return labelled_rows(pd.read_parquet(paths.processed / "drug_type.parquet"))
+
+
+def labelled_rows(prepared: pd.DataFrame) -> pd.DataFrame:
+    """The rows of a prepared drug-type table that have a label (``labels`` as lists)."""
+    frame = prepared[prepared["labels"].notna()].copy()
     frame["labels"] = [list(x) for x in frame["labels"]]
     return frame
 

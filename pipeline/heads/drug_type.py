@@ -241,7 +241,8 @@ class Lexicon:
 
 # what an offer of a drug is written like, whatever the drug: amounts, strengths, counts, purity; and what a
 # placeholder (custom order, tip, shipping) is written like. A market's strain and press names are new words
-# to a model trained elsewhere; these shapes are not.
+# to a model trained elsewhere; these shapes are not. (The "placeholder" cue is a soft feature; the label rule
+# of the same name in labels/conflicts.py is strict: anchored at the title start, only when no drug is named.)
 OFFER_CUES: dict[str, str] = {
     "mass": r"\d\s*(?:g|gr|grams?|grammes?|kg|kilos?|oz|ounces?|lbs?|qp|hp)\b"
     r"|\b(?:eighth|ounce|half\s*o|quarter|gram|kilo)\b",
