@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from pipeline.heads.drug_type import (
+    UNNAMED_FACTOR,
     DrugTypeHead,
     DrugTypeParams,
     Lexicon,
@@ -186,6 +187,15 @@ def test_lexicon_codes_are_contract_codes() -> None:
         ("5c-akb48 1kg", {"other_drug"}),
         ("jwh-210 herbal incense 5g", {"other_drug"}),
         ("synthetic weed 1000 grams", {"other_drug"}),
+        # the synthetic cathinone family by name (-ylone, -edrone, ring-substituted, pyrrolidinophenones, bk-)
+        ("500g dibutylone (bk-dmbdb) white crystal", {"cathinone"}),
+        ("10g ephylone (bk-ebdp) brown crystal", {"cathinone"}),
+        ("1kg thirtylone crystal", {"cathinone"}),
+        ("flephedrone (4-fmc)", {"cathinone"}),
+        ("a-php 5g", {"cathinone"}),
+        ("10 pills 220mg methylona", {"cathinone"}),
+        ("bk-2c-b 10mg", {"psychedelic"}),  # beta-keto 2C-B is sold as a psychedelic, not by the bk- rule
+        ("nylon bag, pylon sticker", set()),
     ],
 )
 def test_strong_names(text: str, codes: set[str]) -> None:
@@ -216,6 +226,31 @@ def test_offer_features(text: str, cues: set[str]) -> None:
     assert set(offer[offer > 0]) <= {2.0}
     # without offer_weight the lexicon columns alone (models saved before it existed read the same)
     assert LexiconFeatures().transform([text]).shape == (1, len(DRUG_TYPES))
+
+
+@pytest.mark.parametrize(
+    ("keep", "heroin_score", "expected_heroin"),
+    [
+        (0.999, 0.97, 0.97 * UNNAMED_FACTOR),  # "Brown Sugar" MDMA: heroin is not named, scaled down
+        (0.999, 0.9995, 0.9995),  # near-certain: kept
+        (0.0, 0.97, 0.97),  # rule off (models saved before it)
+    ],
+)
+def test_unnamed_codes_next_to_named_ones(keep: float, heroin_score: float, expected_heroin: float) -> None:
+    head = DrugTypeHead(DrugTypeParams(unnamed_keep_score=keep))
+    scores = np.full((3, len(DRUG_TYPES)), 0.01)
+    mdma, heroin, non_drug = (DRUG_TYPES.index(c) for c in ("mdma", "heroin", "non_drug"))
+    scores[:, heroin] = heroin_score
+    scores[1, non_drug] = 0.9  # vetoed: the model is sure this is no drug offer; nothing changes
+    texts = ['1g "brown sugar" mdma', "mdma for the heroin diaries book", "brown sugar 1g"]
+    out = head._apply_strong_names(scores.copy(), texts)
+    assert out[0, mdma] == pytest.approx(head.params.strong_floor)  # named: lifted to the floor
+    assert out[0, heroin] == pytest.approx(expected_heroin)
+    assert out[0, non_drug] == pytest.approx(0.01)  # non_drug is never scaled
+    assert np.array_equal(out[1], scores[1])
+    assert np.array_equal(out[2], scores[2])  # nothing named: nothing changes
+    if expected_heroin < heroin_score:  # scaled below the smallest tunable threshold
+        assert decide(out[:1], np.full(len(DRUG_TYPES), 0.05)) == [["mdma"]]
 
 
 def test_binarize_round_trip() -> None:

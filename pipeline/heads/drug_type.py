@@ -36,6 +36,9 @@ from pipeline.heads.base import load_skops
 from pipeline.taxonomy import DRUG_TYPES, NON_DRUG
 
 _NON_DRUG_INDEX = DRUG_TYPES.index(NON_DRUG)
+# what an unnamed code's score is multiplied by next to named ones: below the smallest tunable threshold
+# (threshold_grid_step 0.05), so it is never decided, while the ranking among such codes is kept
+UNNAMED_FACTOR = 0.04
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,9 @@ class DrugTypeParams:
     fallback_ratio: float = 0.0  # see decide(); 0 = nothing above threshold means non_drug
     strong_floor: float = 0.7
     strong_veto_non_drug: float = 0.5
+    # next to a code the text names unambiguously, a drug code it does not name keeps its score only at or
+    # above this (else x UNNAMED_FACTOR); 0 = off. "Brown Sugar" MDMA is MDMA, not also heroin.
+    unnamed_keep_score: float = 0.0
     threshold_grid_step: float = 0.05
     default_threshold: float = 0.5
     n_jobs: int = 1
@@ -440,16 +446,25 @@ class DrugTypeHead:
 
     def _apply_strong_names(self, scores: np.ndarray, texts: list[str]) -> np.ndarray:
         """Lift codes named unambiguously in the text to ``strong_floor`` unless the model is confident
-        the record is no drug offer."""
+        the record is no drug offer; with ``unnamed_keep_score`` > 0, the drug codes such a text does not
+        name are scaled down (x :data:`UNNAMED_FACTOR`) unless they score at least that much. Multi-drug
+        listings name each drug; a second code from slang or n-grams next to a named drug is mostly a
+        strain or brand name ("Brown Sugar" MDMA, "Heisenberg Blue" cocaine)."""
         index = {code: i for i, code in enumerate(DRUG_TYPES)}
         floor, veto = self.params.strong_floor, self.params.strong_veto_non_drug
+        keep = getattr(self.params, "unnamed_keep_score", 0.0)
         for row, text in enumerate(texts):
             if scores[row, _NON_DRUG_INDEX] >= veto:
                 continue
-            for m in self.strong.pattern.finditer(text):
-                col = index[self.strong.code(m)]
+            named = {index[self.strong.code(m)] for m in self.strong.pattern.finditer(text)}
+            for col in named:
                 if scores[row, col] < floor:
                     scores[row, col] = floor
+            if named and keep > 0:
+                low = scores[row] < keep
+                low[_NON_DRUG_INDEX] = False
+                low[list(named)] = False
+                scores[row, low] *= UNNAMED_FACTOR
         return scores
 
     def predict(self, records: pd.DataFrame) -> dict[str, list[Any]]:
