@@ -1,0 +1,125 @@
+"""Choosing drug-type decision settings on market pairs, without the test markets' labels.
+
+Thresholds are tuned on a validation split drawn from the training markets, but some settings only show
+their worth on a market the model has not seen (how a code the text does not name is treated, the fallback
+to ``non_drug``). In-market validation cannot tell them apart. This module measures them the honest way:
+fit on one market's train split (thresholds tuned on that market's validation split), score every labelled
+record of another market, and sweep the setting on those out-of-market scores. For a leave-one-market-out
+rotation only the pairs of its two training markets are needed, so a value picked here never saw the held-out
+market's labels.
+
+    python -m pipeline.market_pairs --setting unnamed_keep_score --values 0,0.5,0.9,0.99,0.999,2
+
+reads ``data/processed/drug_type.parquet`` (the shared corpus prepared: ``data.source: shared``) and prints
+each pair's macro-F1 per value and, per rotation, the value its own training-market pairs pick.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import typer
+
+from pipeline.config import Paths
+from pipeline.heads.drug_type import DrugTypeHead, DrugTypeParams, binarize, decide, model_input
+from pipeline.metrics import multilabel_report
+from pipeline.params import load_params
+from pipeline.train import labelled_frame
+
+# settings applied when scores are computed (the head must be refitted or rescored), or when decided
+SCORE_SETTINGS = ("unnamed_keep_score", "strong_floor", "strong_veto_non_drug")
+DECISION_SETTINGS = ("fallback_ratio",)
+
+
+def pair_scores(frame: pd.DataFrame, markets: list[str], params: DrugTypeParams) -> dict[str, Any]:
+    """Fit one head per market (its train split; thresholds on its val split) and keep, per ordered pair
+    ``(fit, scored)``, the model's raw probabilities on every labelled record of the scored market (the
+    strong-name rules are applied per swept value in :func:`sweep`)."""
+    heads: dict[str, DrugTypeHead] = {}
+    raw: dict[tuple[str, str], tuple[np.ndarray, list[str]]] = {}
+    records = {m: frame[frame["market_key"] == m] for m in markets}
+    for market in markets:
+        own = records[market]
+        train, val = own[own["split"] == "train"], own[own["split"] == "val"]
+        head = heads[market] = DrugTypeHead(params).fit(train, val_records=val if len(val) else None)
+        for scored, scored_records in records.items():
+            if scored != market and len(scored_records):
+                texts = model_input(scored_records)
+                raw[market, scored] = (np.asarray(head.pipeline_.predict_proba(texts)), texts)  # type: ignore[union-attr]
+    return {"heads": heads, "records": records, "raw": raw}
+
+
+def sweep(fitted: dict[str, Any], setting: str, values: list[float]) -> pd.DataFrame:
+    """Macro- and micro-F1 of every ordered market pair for each value of ``setting``: one row per
+    (value, fit market, scored market)."""
+    if setting not in SCORE_SETTINGS + DECISION_SETTINGS:
+        raise ValueError(f"unknown setting {setting!r}; one of {SCORE_SETTINGS + DECISION_SETTINGS}")
+    rows = []
+    for value in values:
+        for fit_market, head in fitted["heads"].items():
+            params = dataclasses.replace(head.params, **{setting: value})
+            probe = DrugTypeHead(params)
+            probe.pipeline_, probe.thresholds_ = head.pipeline_, head.thresholds_
+            probe.lexicon, probe.strong = head.lexicon, head.strong
+            for scored_market, records in fitted["records"].items():
+                if (fit_market, scored_market) not in fitted["raw"]:
+                    continue
+                probabilities, texts = fitted["raw"][fit_market, scored_market]
+                scores = probe._apply_strong_names(probabilities.copy(), texts)
+                predicted = decide(scores, probe.thresholds_, params.fallback_ratio)
+                summary = multilabel_report(
+                    binarize([list(x) for x in records["labels"]]), binarize(predicted)
+                )["summary"]
+                rows.append(
+                    {
+                        "value": value,
+                        "fit": fit_market,
+                        "scored": scored_market,
+                        "macro_f1": summary["macro_f1"],
+                        "micro_f1": summary["micro_f1"],
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def pick_per_rotation(table: pd.DataFrame, markets: list[str]) -> dict[str, float]:
+    """For each held-out market, the value with the best mean macro-F1 over the pairs of the *other*
+    markets (ties: the first value listed); a market whose rotation has no such pair gets no pick."""
+    picks = {}
+    for held_out in markets:
+        own = table[(table["fit"] != held_out) & (table["scored"] != held_out)]
+        if own.empty:
+            continue
+        means = own.groupby("value", sort=False)["macro_f1"].mean()
+        picks[held_out] = float(means.index[int(np.argmax(means.to_numpy()))])
+    return picks
+
+
+def main(
+    setting: str = typer.Option("unnamed_keep_score", help="A train.drug_type setting to sweep."),
+    values: str = typer.Option("0,0.5,0.9,0.99,0.999,2", help="Comma-separated values."),
+    params_file: Path = typer.Option(Path("params.yaml"), help="The params file to read."),
+) -> None:
+    """Sweep ``setting`` on out-of-market pairs of the prepared corpus and print the table and picks."""
+    params = load_params(params_file)
+    frame = labelled_frame(Paths(Path.cwd()))
+    counts = frame["market_key"].value_counts()
+    markets = sorted(m for m, n in counts.items() if n >= params.prepare.lomo_min_records and m != "unknown")
+    if len(markets) < 3:
+        raise typer.BadParameter(
+            f"needs 3 markets with labelled records, found {markets} (prepare the shared data)"
+        )
+    fitted = pair_scores(frame, markets, params.train.drug_type)
+    table = sweep(fitted, setting, [float(v) for v in values.split(",")])
+    wide = table.pivot_table(index="value", columns=["fit", "scored"], values="macro_f1", sort=False)
+    wide["mean"] = wide.mean(axis=1)
+    typer.echo(wide.round(4).to_string())
+    typer.echo(f"picked per held-out market: {pick_per_rotation(table, markets)}")
+
+
+if __name__ == "__main__":
+    typer.run(main)

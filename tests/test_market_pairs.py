@@ -1,0 +1,95 @@
+"""Choosing decision settings on out-of-market pairs (pipeline/market_pairs.py)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from pipeline.heads.drug_type import DrugTypeParams
+from pipeline.market_pairs import pair_scores, pick_per_rotation, sweep
+
+# each market words the same goods its own way; "brown sugar" is heroin slang that also names an MDMA
+ROWS = {
+    "north": [
+        ("1g mdma crystal", ["mdma"]),
+        ("mdma pills 120mg x10", ["mdma"]),
+        ("5g heroin #4", ["heroin"]),
+        ("brown sugar heroin 1g", ["heroin"]),
+        ("ketamine 5g shards", ["dissociative"]),
+        ("fake passport template", ["non_drug"]),
+    ],
+    "south": [
+        ("3g mdma champagne", ["mdma"]),
+        ("heroin afghan 2g", ["heroin"]),
+        ("brown sugar 3g", ["heroin"]),
+        ("ketamine needles 10g", ["dissociative"]),
+        ("netflix account", ["non_drug"]),
+        ("phone case", ["non_drug"]),
+    ],
+    "west": [
+        ('1g "brown sugar" mdma', ["mdma"]),
+        ("mdma 84% 5g", ["mdma"]),
+        ("heroin no.4 1g", ["heroin"]),
+        ("ketamine 1g", ["dissociative"]),
+        ("vpn lifetime", ["non_drug"]),
+        ("ebook pdf", ["non_drug"]),
+    ],
+}
+
+
+def _frame() -> pd.DataFrame:
+    rows = []
+    for market, items in ROWS.items():
+        for copy in range(3):  # train twice, val once
+            for i, (text, labels) in enumerate(items):
+                rows.append(
+                    {
+                        "id": f"{market}-{copy}-{i}",
+                        "text": text,
+                        "text_folded": text,
+                        "labels": labels,
+                        "market_key": market,
+                        "split": "val" if copy == 2 else "train",
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def test_sweep_measures_every_ordered_pair_for_every_value() -> None:
+    markets = sorted(ROWS)
+    fitted = pair_scores(_frame(), markets, DrugTypeParams(C=50.0, min_df=1, char_max_features=20_000))
+    table = sweep(fitted, "unnamed_keep_score", [0.0, 0.999])
+    assert len(table) == 2 * len(markets) * (len(markets) - 1)
+    assert set(zip(table["fit"], table["scored"], strict=True)) == {
+        (a, b) for a in markets for b in markets if a != b
+    }
+    assert table["macro_f1"].between(0, 1).all()
+    # the rule only removes second codes next to a named drug: on these markets it never hurts, and it
+    # fixes "west" (the "brown sugar" MDMA market) whichever market the head was fitted on
+    wide = table.pivot_table(index=["fit", "scored"], columns="value", values="micro_f1")
+    assert (wide[0.999] >= wide[0.0]).all()
+    west = wide.xs("west", level="scored")
+    assert (west[0.999] > west[0.0]).all()
+
+
+def test_sweep_rejects_unknown_setting() -> None:
+    with pytest.raises(ValueError, match="unknown setting"):
+        sweep({"heads": {}, "records": {}, "raw": {}}, "C", [1.0])
+
+
+def test_pick_uses_only_the_other_markets_pairs() -> None:
+    table = pd.DataFrame(
+        [
+            # pairs without "c": value 1 wins; pairs touching "c" favour value 2 strongly
+            {"value": 1.0, "fit": "a", "scored": "b", "macro_f1": 0.9, "micro_f1": 0.9},
+            {"value": 1.0, "fit": "b", "scored": "a", "macro_f1": 0.9, "micro_f1": 0.9},
+            {"value": 2.0, "fit": "a", "scored": "b", "macro_f1": 0.8, "micro_f1": 0.8},
+            {"value": 2.0, "fit": "b", "scored": "a", "macro_f1": 0.8, "micro_f1": 0.8},
+            {"value": 1.0, "fit": "a", "scored": "c", "macro_f1": 0.1, "micro_f1": 0.1},
+            {"value": 2.0, "fit": "a", "scored": "c", "macro_f1": 1.0, "micro_f1": 1.0},
+        ]
+    )
+    picks = pick_per_rotation(table, ["a", "b", "c"])
+    assert picks["c"] == 1.0  # c held out: only a<->b count
+    assert picks["b"] == 2.0  # b held out: only a->c counts
+    assert "a" not in picks  # no pair without a
