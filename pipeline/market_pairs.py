@@ -103,10 +103,11 @@ def main(
     setting: str = typer.Option("unnamed_keep_score", help="A train.drug_type setting to sweep."),
     values: str = typer.Option("0,0.5,0.9,0.99,0.999,2", help="Comma-separated values."),
     params_file: Path = typer.Option(Path("params.yaml"), help="The params file to read."),
+    root: Path = typer.Option(Path("."), help="The project folder whose data/processed is read."),
 ) -> None:
     """Sweep ``setting`` on out-of-market pairs of the prepared corpus and print the table and picks."""
     params = load_params(params_file)
-    frame = labelled_frame(Paths(Path.cwd()))
+    frame = labelled_frame(Paths(root.resolve()))
     counts = frame["market_key"].value_counts()
     markets = sorted(m for m, n in counts.items() if n >= params.prepare.lomo_min_records and m != "unknown")
     if len(markets) < 3:
