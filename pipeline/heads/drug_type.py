@@ -3,6 +3,9 @@
 - Features: TF-IDF of word 1-2-grams and character 2-5-grams of the de-obfuscated, lower-cased text,
   plus per-code lexicon hit counts (``resources/drug_lexicon.yaml``) so slang unseen in training still
   counts. One logistic regression per code (one-vs-rest): its probability is the code's score.
+- Strong names: a substance named unambiguously (``strong`` in the lexicon) lifts its code to
+  ``strong_floor``; next to such a name, a code the text does not name is scaled down unless the model is
+  near-certain (``unnamed_keep_score``, chosen on out-of-market pairs: ``pipeline/market_pairs.py``).
 - Decision: per-class thresholds tuned on a validation split (never on test); ``non_drug`` is exclusive
   (any drug code above its threshold removes it) and the list is never empty (the top code otherwise).
 - Evidence: lexicon matches in ``text`` with spans, for reviewers.
