@@ -196,6 +196,19 @@ def test_lexicon_codes_are_contract_codes() -> None:
         ("10 pills 220mg methylona", {"cathinone"}),
         ("bk-2c-b 10mg", {"psychedelic"}),  # beta-keto 2C-B is sold as a psychedelic, not by the bk- rule
         ("nylon bag, pylon sticker", set()),
+        # designer benzodiazepines, dissociative and psychedelic research chemicals, steroid and SARM names,
+        # GHB's chemical names, other_drug brands (the contract's examples per code)
+        ("flubromazepam 4mg x20", {"benzodiazepine"}),
+        ("3-meo-pce 1g", {"dissociative"}),
+        ("dxm 30mg x10", {"dissociative"}),
+        ("1cp-lsd 150ug blotter", {"psychedelic"}),
+        ("4-aco-dmt 1g", {"psychedelic"}),
+        ("2c-e 10mg", {"psychedelic"}),
+        ("masteron 100mg/ml 10ml", {"steroid"}),
+        ("lgd-4033 caps", {"steroid"}),
+        ("xyrem (sodium oxybate)", {"ghb"}),
+        ("viagra 100mg", {"other_drug"}),
+        ("hash, mix without tobacco", set()),  # tobacco is not a strong name: it would silence cannabis
     ],
 )
 def test_strong_names(text: str, codes: set[str]) -> None:
