@@ -16,6 +16,7 @@ each pair's macro-F1 per value and, per rotation, the value its own training-mar
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from pathlib import Path
 from typing import Any
@@ -61,10 +62,8 @@ def sweep(fitted: dict[str, Any], setting: str, values: list[float]) -> pd.DataF
     rows = []
     for value in values:
         for fit_market, head in fitted["heads"].items():
-            params = dataclasses.replace(head.params, **{setting: value})
-            probe = DrugTypeHead(params)
-            probe.pipeline_, probe.thresholds_ = head.pipeline_, head.thresholds_
-            probe.lexicon, probe.strong = head.lexicon, head.strong
+            probe = copy.copy(head)  # shares the fitted model, lexicons and thresholds
+            probe.params = params = dataclasses.replace(head.params, **{setting: value})
             for scored_market, records in fitted["records"].items():
                 if (fit_market, scored_market) not in fitted["raw"]:
                     continue
