@@ -29,11 +29,11 @@ from pipeline.config import Paths
 from pipeline.heads.drug_type import DrugTypeHead, DrugTypeParams, binarize, decide, model_input
 from pipeline.metrics import multilabel_report
 from pipeline.params import load_params
+from pipeline.prepare import lomo_markets
 from pipeline.train import labelled_frame
 
-# settings applied when scores are computed (the head must be refitted or rescored), or when decided
-SCORE_SETTINGS = ("unnamed_keep_score", "strong_floor", "strong_veto_non_drug")
-DECISION_SETTINGS = ("fallback_ratio",)
+# settings applied after the model's probabilities (strong-name rules, decision): no refit per value
+SWEEPABLE = ("unnamed_keep_score", "strong_floor", "strong_veto_non_drug", "fallback_ratio")
 
 
 def pair_scores(frame: pd.DataFrame, markets: list[str], params: DrugTypeParams) -> dict[str, Any]:
@@ -57,22 +57,21 @@ def pair_scores(frame: pd.DataFrame, markets: list[str], params: DrugTypeParams)
 def sweep(fitted: dict[str, Any], setting: str, values: list[float]) -> pd.DataFrame:
     """Macro- and micro-F1 of every ordered market pair for each value of ``setting``: one row per
     (value, fit market, scored market)."""
-    if setting not in SCORE_SETTINGS + DECISION_SETTINGS:
-        raise ValueError(f"unknown setting {setting!r}; one of {SCORE_SETTINGS + DECISION_SETTINGS}")
+    if setting not in SWEEPABLE:
+        raise ValueError(f"unknown setting {setting!r}; one of {SWEEPABLE}")
+    truth = {m: binarize([list(x) for x in r["labels"]]) for m, r in fitted["records"].items()}
     rows = []
     for value in values:
         for fit_market, head in fitted["heads"].items():
             probe = copy.copy(head)  # shares the fitted model, lexicons and thresholds
             probe.params = params = dataclasses.replace(head.params, **{setting: value})
-            for scored_market, records in fitted["records"].items():
+            for scored_market in fitted["records"]:
                 if (fit_market, scored_market) not in fitted["raw"]:
                     continue
                 probabilities, texts = fitted["raw"][fit_market, scored_market]
                 scores = probe._apply_strong_names(probabilities.copy(), texts)
                 predicted = decide(scores, probe.thresholds_, params.fallback_ratio)
-                summary = multilabel_report(
-                    binarize([list(x) for x in records["labels"]]), binarize(predicted)
-                )["summary"]
+                summary = multilabel_report(truth[scored_market], binarize(predicted))["summary"]
                 rows.append(
                     {
                         "value": value,
@@ -107,8 +106,7 @@ def main(
     """Sweep ``setting`` on out-of-market pairs of the prepared corpus and print the table and picks."""
     params = load_params(params_file)
     frame = labelled_frame(Paths(root.resolve()))
-    counts = frame["market_key"].value_counts()
-    markets = sorted(m for m, n in counts.items() if n >= params.prepare.lomo_min_records and m != "unknown")
+    markets = lomo_markets(frame, params.prepare.lomo_min_records)  # the rotations evaluate runs
     if len(markets) < 3:
         raise typer.BadParameter(
             f"needs 3 markets with labelled records, found {markets} (prepare the shared data)"

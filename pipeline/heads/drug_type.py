@@ -452,10 +452,10 @@ class DrugTypeHead:
         the record is no drug offer; with ``unnamed_keep_score`` > 0, the drug codes such a text does not
         name are scaled down (x :data:`UNNAMED_FACTOR`) unless they score at least that much. Multi-drug
         listings name each drug; a second code from slang or n-grams next to a named drug is mostly a
-        strain or brand name ("Brown Sugar" MDMA, "Heisenberg Blue" cocaine)."""
+        strain or press name ("Brown Sugar" MDMA)."""
         index = {code: i for i, code in enumerate(DRUG_TYPES)}
         floor, veto = self.params.strong_floor, self.params.strong_veto_non_drug
-        keep = getattr(self.params, "unnamed_keep_score", 0.0)
+        keep = self.params.unnamed_keep_score
         for row, text in enumerate(texts):
             if scores[row, _NON_DRUG_INDEX] >= veto:
                 continue
