@@ -345,3 +345,29 @@ def test_first_chars(pattern: str, expected: set[str] | None) -> None:
     from pipeline.heads.drug_type import first_chars
 
     assert first_chars(pattern) == (frozenset(expected) if expected is not None else None)
+
+
+def test_fast_scoring_path_equals_the_pipeline(head: DrugTypeHead) -> None:
+    """predict() computes the character n-grams with CharWbCounter, the lexicon columns from one scan and the
+    evidence from that scan where the text allows: every output equals the plain path (pipeline
+    predict_proba, then strong names, then Lexicon.matches on ``text``) exactly."""
+    from pipeline.heads.drug_type import drug_type_columns, model_input
+
+    texts = _lexicon_probe_texts() + [
+        "C0CA1NE 1g uncut",  # folding changes the text: evidence scanned on the text itself
+        "KOKAİN İstanbul 1g",  # non-ASCII: evidence scanned on the text itself
+        "MDMA Brown Sugar 10 pills",
+        "",
+    ]
+    frame = _frame(texts)
+    plain = model_input(frame)
+    assert head.pipeline_ is not None
+    expected_scores = head._apply_strong_names(np.asarray(head.pipeline_.predict_proba(plain)), plain)
+    expected = drug_type_columns(
+        expected_scores, head.thresholds_, head.params.fallback_ratio, head.lexicon, frame
+    )
+    assert np.array_equal(head.predict_scores(frame), expected_scores)
+    got = head.predict(frame)
+    assert got == expected
+    assert any(ev for ev in got["drug_type_evidence"])  # the probe texts do hit the lexicon
+    assert head._counter() is not None  # the vectorised path was the one taken

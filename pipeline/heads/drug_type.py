@@ -36,6 +36,7 @@ from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import FeatureUnion, Pipeline
 
 from pipeline.heads.base import load_skops
+from pipeline.heads.char_ngrams import CharWbCounter, supports
 from pipeline.taxonomy import DRUG_TYPES, NON_DRUG
 
 _NON_DRUG_INDEX = DRUG_TYPES.index(NON_DRUG)
@@ -286,8 +287,18 @@ class LexiconFeatures(TransformerMixin, BaseEstimator):
     def fit(self, texts: Any, y: Any = None) -> LexiconFeatures:
         return self
 
+    def lexicon(self) -> Lexicon:
+        """The lexicon these features count."""
+        return Lexicon(self.terms or load_lexicon_terms())
+
     def transform(self, texts: Any) -> sp.csr_matrix:
-        lexicon = Lexicon(self.terms or load_lexicon_terms())
+        lexicon = self.lexicon()
+        texts = list(texts)
+        return self.from_hits([[lexicon.code(m) for m in lexicon.pattern.finditer(t)] for t in texts], texts)
+
+    def from_hits(self, hit_codes: list[list[str]], texts: list[str]) -> sp.csr_matrix:
+        """The features from the lexicon codes already found in each text (one scan serves the features and
+        the evidence spans; :meth:`DrugTypeHead.predict`)."""
         index = {code: i for i, code in enumerate(DRUG_TYPES)}
         # saved before offer_weight existed: skops restores attributes, it does not call __init__
         offer_weight = getattr(self, "offer_weight", 0.0)
@@ -295,10 +306,10 @@ class LexiconFeatures(TransformerMixin, BaseEstimator):
         offer_column = {name: len(DRUG_TYPES) + i for i, name in enumerate(OFFER_COLUMNS)}
         no_drug_word = offer_column["no_drug_word"]
         rows, cols, vals = [], [], []
-        for row, text in enumerate(texts):
+        for row, (text, codes) in enumerate(zip(texts, hit_codes, strict=True)):
             counts: dict[int, int] = {}
-            for m in lexicon.pattern.finditer(text):
-                col = index[lexicon.code(m)]
+            for code in codes:
+                col = index[code]
                 counts[col] = counts.get(col, 0) + 1
             for col, n in counts.items():
                 rows.append(row)
@@ -358,14 +369,21 @@ def decide(scores: np.ndarray, thresholds: np.ndarray, fallback_ratio: float = 0
 
 
 def drug_type_columns(
-    scores: np.ndarray, thresholds: np.ndarray, fallback_ratio: float, lexicon: Lexicon, records: pd.DataFrame
+    scores: np.ndarray,
+    thresholds: np.ndarray,
+    fallback_ratio: float,
+    lexicon: Lexicon,
+    records: pd.DataFrame,
+    evidence: list[list[dict[str, Any]]] | None = None,
 ) -> dict[str, list[Any]]:
     """The drug_type output columns every family returns: ``drug_types`` (:func:`decide`),
-    ``drug_type_scores`` (per-code dicts, 4 decimals), ``drug_type_evidence`` (lexicon hits in ``text``)."""
+    ``drug_type_scores`` (per-code dicts, 4 decimals), ``drug_type_evidence`` (lexicon hits in ``text``;
+    pass ``evidence`` when they are already found)."""
     codes = decide(scores, thresholds, fallback_ratio)
-    rounded = np.round(np.asarray(scores, dtype=np.float64), 4)
-    score_dicts = [dict(zip(DRUG_TYPES, map(float, row), strict=True)) for row in rounded]
-    evidence = [lexicon.matches(t) for t in records["text"].fillna("")]
+    rounded = np.round(np.asarray(scores, dtype=np.float64), 4).tolist()
+    score_dicts = [dict(zip(DRUG_TYPES, row, strict=True)) for row in rounded]
+    if evidence is None:
+        evidence = [lexicon.matches(t) for t in records["text"].fillna("")]
     return {"drug_types": codes, "drug_type_scores": score_dicts, "drug_type_evidence": evidence}
 
 
@@ -380,6 +398,7 @@ class DrugTypeHead:
         self.thresholds_ = np.full(len(DRUG_TYPES), self.params.default_threshold)
         self.lexicon = Lexicon(load_lexicon_terms())
         self.strong = Lexicon(load_strong_terms())
+        self._char_counter: tuple[Pipeline, CharWbCounter | None] | None = None  # built at first scoring
 
     def _build(self) -> Pipeline:
         p = self.params
@@ -441,11 +460,52 @@ class DrugTypeHead:
 
     def predict_scores(self, records: pd.DataFrame) -> np.ndarray:
         """An (n, 17) matrix of per-code probabilities."""
+        texts = model_input(records)
+        return self._scores(texts, self._lexicon_hits(texts))
+
+    def _lexicon_hits(self, texts: list[str]) -> list[list[re.Match[str]]] | None:
+        """The lexicon matches in each model text when the features count the head's own lexicon (always, for
+        heads this code saved), else None (the features then scan with theirs)."""
         if self.pipeline_ is None:
             raise RuntimeError("DrugTypeHead is not fitted")
-        texts = model_input(records)
-        scores = np.asarray(self.pipeline_.predict_proba(texts))
+        features = dict(self.pipeline_.named_steps["features"].transformer_list).get("lexicon")
+        if not isinstance(features, LexiconFeatures) or features.lexicon().terms != self.lexicon.terms:
+            return None
+        pattern = self.lexicon.pattern
+        return [list(pattern.finditer(t)) for t in texts]
+
+    def _scores(self, texts: list[str], hits: list[list[re.Match[str]]] | None) -> np.ndarray:
+        """What ``pipeline_.predict_proba(texts)`` returns (then strong names applied), computed faster: the
+        character n-grams by :class:`CharWbCounter` and the lexicon columns from ``hits``; the same numbers
+        (tests compare both paths)."""
+        assert self.pipeline_ is not None
+        union: FeatureUnion = self.pipeline_.named_steps["features"]
+        plain_union = union.transformer_weights is None
+        if not plain_union or list(self.pipeline_.named_steps) != ["features", "classifier"]:
+            scores = np.asarray(self.pipeline_.predict_proba(texts))
+            return self._apply_strong_names(scores, texts)
+        counter = self._counter()
+        parts = []
+        for name, transformer in union.transformer_list:
+            if name == "char" and counter is not None:
+                parts.append(counter.transform(texts))
+            elif isinstance(transformer, LexiconFeatures) and hits is not None:
+                code = self.lexicon.code
+                parts.append(transformer.from_hits([[code(m) for m in found] for found in hits], texts))
+            else:
+                parts.append(transformer.transform(texts))
+        features = sp.hstack(parts).tocsr()
+        scores = np.asarray(self.pipeline_.named_steps["classifier"].predict_proba(features))
         return self._apply_strong_names(scores, texts)
+
+    def _counter(self) -> CharWbCounter | None:
+        """The vectorised counter of the fitted character vectorizer (None: it cannot reproduce it), built
+        once per fitted pipeline."""
+        assert self.pipeline_ is not None
+        if self._char_counter is None or self._char_counter[0] is not self.pipeline_:
+            char = dict(self.pipeline_.named_steps["features"].transformer_list).get("char")
+            self._char_counter = (self.pipeline_, CharWbCounter(char) if supports(char) else None)
+        return self._char_counter[1]
 
     def _apply_strong_names(self, scores: np.ndarray, texts: list[str]) -> np.ndarray:
         """Lift codes named unambiguously in the text to ``strong_floor`` unless the model is confident
@@ -472,9 +532,31 @@ class DrugTypeHead:
 
     def predict(self, records: pd.DataFrame) -> dict[str, list[Any]]:
         """``drug_types``, ``drug_type_scores`` and ``drug_type_evidence`` per record."""
+        texts = model_input(records)
+        hits = self._lexicon_hits(texts)
+        scores = self._scores(texts, hits)
+        evidence = self._evidence(records, hits) if hits is not None else None
         return drug_type_columns(
-            self.predict_scores(records), self.thresholds_, self.params.fallback_ratio, self.lexicon, records
+            scores, self.thresholds_, self.params.fallback_ratio, self.lexicon, records, evidence
         )
+
+    def _evidence(self, records: pd.DataFrame, hits: list[list[re.Match[str]]]) -> list[list[dict[str, Any]]]:
+        """:meth:`Lexicon.matches` of each ``text``, reusing the model text's matches where they are the same:
+        an ASCII text that folding left unchanged is its model text up to case, and the lexicon matches
+        ignoring case (same spans; the evidence keeps the original case)."""
+        raw = records["text"].fillna("")
+        folded = records["text_folded"].fillna("") if "text_folded" in records else raw
+        code = self.lexicon.code
+        evidence = []
+        for text, fold, found in zip(raw, folded, hits, strict=True):
+            if fold == text and text.isascii():
+                evidence.append(
+                    [{"text": text[m.start() : m.end()], "start": m.start(), "end": m.end(), "code": code(m)}
+                     for m in found]
+                )  # fmt: skip
+            else:
+                evidence.append(self.lexicon.matches(text))
+        return evidence
 
     def save(self, directory: Path) -> None:
         """Write ``model.skops``, ``thresholds.json``, ``params.json`` and the lexicon it used."""
