@@ -61,6 +61,7 @@ from pipeline.progress import make_progress
 from pipeline.schema import RECORD_SCHEMA
 from pipeline.tagger import MODEL_NAME, Tagger, models_fingerprint, to_json_line
 from pipeline.taxonomy import DRUG_TYPES, LAUNDERING_HINTS, QUANTITY_FIELDS
+from pipeline.text import share_language_models
 
 #: Bump when the output layout or record schema changes: a batch from another layout is never resumed.
 LAYOUT_VERSION = 1
@@ -956,6 +957,8 @@ def score(
     if n_workers > 1:
         methods = multiprocessing.get_all_start_methods()
         context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+        if context.get_start_method() == "fork":
+            share_language_models()  # before the fork: one copy of lingua's models for all workers
         pool = ProcessPoolExecutor(
             n_workers, mp_context=context, initializer=_init_worker, initargs=(ref, os.getpid())
         )

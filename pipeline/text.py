@@ -446,6 +446,18 @@ def _detect_many(samples: list[str]) -> list[object]:
     return [detector.detect_language_of(sample) for sample in samples]
 
 
+def share_language_models() -> None:
+    """Load lingua's models in a process about to fork workers: the forked workers then share those pages
+    (copy-on-write) instead of loading ~280 MiB each, and they detect one text at a time, since a forked
+    copy of a thread pool has no threads. Two short texts, one Latin and one Cyrillic, make lingua load
+    every model of every configured language (short texts use all n-gram orders)."""
+    detector = _lingua_detector()
+    for sample in ("shipping worldwide from europe", "быстрая доставка по всему миру"):
+        detector.detect_language_of(sample)
+    if not _parallel_pid:
+        _parallel_pid.append(os.getpid())
+
+
 def detect_languages(texts: list[str]) -> list[str]:
     """Languages of many texts: the cheap pass first, then lingua in parallel on the undecided."""
     result = [_cheap_language(t) for t in texts]

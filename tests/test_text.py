@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from pipeline.text import clean_text, compose_text, detect_language, detect_languages, fold_obfuscation
@@ -122,3 +127,46 @@ def test_detect_languages_batch_matches_single_and_accuracy() -> None:
 @pytest.mark.parametrize("text", ["Kush 5g top", "100x 2mg", "🍁🍁🍁", "", "MDMA 84%"])
 def test_jargon_without_language_signal_is_undetermined(text: str) -> None:
     assert detect_language(text) == "und"
+
+
+_FORKED_DETECTION = """
+import json, multiprocessing, sys
+from pipeline.text import detect_languages, share_language_models
+
+def private_mib():
+    with open("/proc/self/smaps_rollup") as f:
+        fields = dict(line.split(":", 1) for line in f if ":" in line)
+    return sum(int(fields[k].split()[0]) for k in ("Private_Clean", "Private_Dirty")) / 1024
+
+def child(texts, queue):
+    before = private_mib()
+    languages = detect_languages(texts)
+    queue.put((languages, private_mib() - before))
+
+texts = json.loads(sys.argv[1])
+share_language_models()
+context = multiprocessing.get_context("fork")
+queue = context.Queue()
+process = context.Process(target=child, args=(texts, queue))
+process.start()
+languages, grown = queue.get(timeout=120)
+process.join(30)
+print(json.dumps({"child": languages, "parent": detect_languages(texts), "child_private_growth_mib": grown}))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps_rollup").exists(), reason="needs Linux /proc")
+def test_language_models_shared_with_forked_workers(tmp_path: Path) -> None:
+    """``narcotag score`` loads lingua's models before it forks its workers: a forked worker detects
+    languages (one text at a time: no deadlock on the parent's thread pool) with the same results, and
+    without loading its own copy of the models (~280 MiB)."""
+    texts = [t for texts in LANG_CASES.values() for t in texts]
+    done = subprocess.run(
+        [sys.executable, "-c", _FORKED_DETECTION, json.dumps(texts)],
+        capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parents[1],
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    gold = [lang for lang, texts in LANG_CASES.items() for _ in texts]
+    assert result["child"] == result["parent"] == gold
+    assert result["child_private_growth_mib"] < 100  # a worker loading its own models grows ~280 MiB
