@@ -584,6 +584,7 @@ class DrugTypeHead:
         head.pipeline_ = load_skops(directory / "model.skops", {f"{__name__}.LexiconFeatures"})
         thresholds = json.loads((directory / "thresholds.json").read_text())
         head.thresholds_ = np.array([thresholds[c] for c in DRUG_TYPES])
+        head._counter()  # built now: a scoring process that forks workers shares it with them
         return head
 
 
