@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from pipeline.heads import contacts as C
 from pipeline.heads.contacts import ContactsHead, find_contacts
 from pipeline.taxonomy import CONTACT_PLATFORMS
 
@@ -130,3 +132,49 @@ def test_gold_contacts_f1() -> None:
         tp, fp, fn = tp + len(predicted & gold), fp + len(predicted - gold), fn + len(gold - predicted)
     assert {c["platform"] for row in rows for c in row["contacts"]} == set(CONTACT_PLATFORMS)
     assert 2 * tp / (2 * tp + fp + fn) >= 0.90
+
+
+# ------------------------------------------------------------------------------------------ prefilters
+
+#: Texts at the edges of the prefilters: link hosts in any case, digits just under and over eight (also
+#: non-ASCII ones), keyword words in odd case forms (Kelvin sign, long s, fullwidth, Cyrillic capitals).
+PREFILTER_TEXTS = [
+    *(text for text, _ in CASES),
+    *NEGATIVES,
+    "",
+    "T.ME/Berlin_Delivery_24 and WA.ME/447700900123",
+    "see https://example.com/menu or 1/2oz for 80",
+    "API.WHATSAPP.COM/send?phone=447700900123",
+    "SIGNAL.ME/#p/+447700900123",
+    "Signal: +44 7700 9001",
+    "call 0770 0900",
+    "call 1234567 or 12345678",
+    "order 1 2 3 4 5 6 7 8",
+    "WhatsApp +٤٤ ٧٧٠٠ ٩٠٠١٢٣",
+    "\u212aIK: plugman_uk",
+    "\u017fignal: frank.42",
+    "ＴＧ: frostyvendor",
+    "ВИКР: shop_1 / ТЕЛЕГРАМ: shop_2",
+    "WICKR ME: PharmaKing",
+    "tg:name_ok sc: snapking ig: the.plug",
+    "Wickr: PharmaKing",
+]
+
+
+@pytest.mark.parametrize("text", PREFILTER_TEXTS)
+def test_keyword_gate_equals_the_case_insensitive_regex(text: str) -> None:
+    assert C._may_name_platform(text) == (C._KW_GATE_RE.search(text) is not None)
+
+
+@pytest.mark.parametrize("text", PREFILTER_TEXTS)
+def test_phone_prefilter_changes_nothing(text: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    fast = find_contacts(text)
+    monkeypatch.setattr(C, "_may_hold_phone", lambda _text: True)
+    assert find_contacts(text) == fast
+
+
+@pytest.mark.parametrize("text", PREFILTER_TEXTS)
+def test_link_prefilter_changes_nothing(text: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    fast = find_contacts(text)
+    monkeypatch.setattr(C, "_LINK_HINT_RE", re.compile(""))  # matches every text
+    assert find_contacts(text) == fast

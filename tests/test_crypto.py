@@ -203,3 +203,41 @@ def test_gold_address_precision_and_recall() -> None:
     assert tp >= 30  # the gold set holds addresses of every currency, valid and corrupted
     assert fp == 0, "address precision must be 1.0"
     assert tp / (tp + fn) >= 0.95
+
+
+# ------------------------------------------------------------------------------------------- prefilter
+
+#: Texts at the edges of ``may_hold_address``: every kind of address (bare, in words, upper case), segwit
+#: prefixes in both cases and too short, runs of 24 and 25 letters and digits, look-alikes, PGP armour.
+PREFILTER_TEXTS = [
+    "",
+    "bc1",
+    "abc1 def LTC1",
+    "pay to bc1qw508d6 (cut short)",
+    "BC1QW508D6QEJXTDG4Y5R3ZARVARY0C5XW7KV8F3T4",
+    "bc1qrp33g0q5c5txsp9arysrx4k6zdkfs4nce4xj0gdcccefvpysxf3qccfmv3",
+    "x" * 24,
+    "wallet: A1b2C3d4E5f6G7h8J9k1M2n3",
+    "wallet: A1b2C3d4E5f6G7h8J9k1M2n3P",
+    "send BTC to 1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa now",
+    "адрес:1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa",
+    "0x" + "ab" * 19,
+    "ETH 0X" + "AB" * 20,
+    *LOOKALIKES,
+    *BIP_VALID,
+    *BIP_INVALID,
+    *EIP55_VALID,
+    *(f"pay {make()} thanks" for make, _ in KINDS.values()),
+    *(f"pay {make().upper()}" for make, _ in KINDS.values()),
+    *(f"send BTC to {C.corrupt(make())}" for make, _ in KINDS.values()),
+    f"-----BEGIN PGP SIGNATURE-----\n{KINDS['btc_p2pkh'][0]()}\n-----END PGP SIGNATURE-----",
+]
+
+
+@pytest.mark.parametrize("text", PREFILTER_TEXTS)
+def test_address_prefilter_changes_nothing(text: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    fast = C.find_addresses(text)
+    monkeypatch.setattr(C, "may_hold_address", lambda _text: True)  # the full scans on every text
+    assert C.find_addresses(text) == fast
+    if not C.may_hold_address(text):
+        assert fast == []

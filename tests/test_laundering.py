@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from pipeline.heads import crypto as C
-from pipeline.heads.laundering import LaunderingHead, detect_hints, gate_for, literal_prefixes
+from pipeline.heads.laundering import (
+    LaunderingHead,
+    LaunderingLexicon,
+    _trie_pattern,
+    default_lexicon,
+    detect_hints,
+    gate_for,
+    literal_prefixes,
+)
 from pipeline.taxonomy import LAUNDERING_HINTS
 
 GOLD = Path(__file__).resolve().parents[1] / "data" / "gold" / "laundering.jsonl"
@@ -185,3 +194,55 @@ def test_gold_hints_micro_f1() -> None:
     assert {c for row in rows for c in row["laundering_hints"]} == set(LAUNDERING_HINTS)
     assert sum(not row["laundering_hints"] for row in rows) >= 40  # texts without any hint
     assert 2 * tp / (2 * tp + fp + fn) >= 0.90
+
+
+# ------------------------------------------------------------------------------------------ gates
+
+#: Texts for the one-scan gates: literals overlapping one another ("tether" holds "eth"), inside words
+#: ("method"), in upper case, lower-casing that changes length ("İ"), Cyrillic, the rule cases above.
+GATE_TEXTS = [
+    "",
+    "   ",
+    "Tether (USDT TRC20) or Ethereum",
+    "TETHER, ETHEREUM, BITCOIN CASH",
+    "methylone 10g, diethyl ether",
+    "bankdrops and cashouts, coinjoin via Wasabi",
+    "İstanbul bitcoin escrow-free",
+    "amazon-gutschein oder bol.com-bon",
+    "100% FE, F/E or F.E. only",
+    "оплата биткоин или монеро, миксер",
+    "Western Union WU MoneyGram",
+    "mixers recommended: clean coins",
+    "no escrow, deal direct, pay me directly",
+    *(text for _, text in POSITIVE + NEGATED + NOT_NEGATED),
+]
+
+
+@pytest.mark.parametrize("text", GATE_TEXTS)
+def test_one_gate_scan_equals_each_gate_tested_alone(text: str) -> None:
+    lexicon = default_lexicon()
+    low = text.lower()
+    alone = {code for code, gate in lexicon.gates.items() if gate is None or any(lit in low for lit in gate)}
+    assert lexicon.runnable_codes(low) == alone
+
+
+@pytest.mark.parametrize("text", GATE_TEXTS)
+def test_gates_change_no_hint(text: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    gated = detect_hints(text)
+    monkeypatch.setattr(LaunderingLexicon, "runnable_codes", lambda self, low: frozenset(self.patterns))
+    assert detect_hints(text) == gated
+
+
+def test_trie_pattern_matches_the_longest_literal_as_written() -> None:
+    trie = re.compile(_trie_pattern(["ab", "abcd", "abx", "a.c", "b"]))
+    for text, longest in [("abcdz", "abcd"), ("abcz", "ab"), ("abxy", "abx"), ("a.c", "a.c"), ("bcd", "b")]:
+        match = trie.match(text)
+        assert match is not None and match.group() == longest
+    assert trie.match("axc") is None  # "." is a literal dot
+
+
+def test_texts_without_hints_get_scores_of_their_own() -> None:
+    _, first, _ = detect_hints("nothing to see")
+    first["bitcoin"] = 1.0
+    _, second, _ = detect_hints("nothing to see")
+    assert second == dict.fromkeys(LAUNDERING_HINTS, 0.0)

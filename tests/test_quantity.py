@@ -7,6 +7,7 @@ hand-labelled gold set data/gold/quantity.jsonl.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from pipeline.heads.base import Head
 from pipeline.heads.quantity import (
     CONFIG_FILE,
     QuantityHead,
+    _clean_number,
     extract_quantities,
     load_unit_table,
     score_quantity,
@@ -381,3 +383,22 @@ def test_gold_exact_match_accuracy() -> None:
     accuracy = 1 - len(misses) / len(rows)
     report = f"gold exact match {accuracy:.3f} ({len(rows) - len(misses)}/{len(rows)})"
     assert accuracy >= GOLD_MIN_ACCURACY, report + "\n" + "\n".join(misses)
+
+
+# ------------------------------------------------------------------------------------------ numbers
+
+
+@pytest.mark.parametrize(
+    "value",
+    [None, 0.0, -0.0, 1.0, 5.0, -3.0, 2.0**53, 1e16, 1e300, 0.1, 3.5, 1 / 3, 2.0000000001, 1e-7, 28.349523],
+)
+def test_clean_number_shortcut_for_whole_numbers(value: float | None) -> None:
+    def by_rounding(v: float | None) -> float | int | None:  # the general path, for every number
+        if v is None or not math.isfinite(v):
+            return None
+        rounded = round(v, 6)
+        return int(rounded) if rounded.is_integer() else rounded
+
+    assert repr(_clean_number(value)) == repr(by_rounding(value))
+    for special in (math.inf, -math.inf, math.nan):
+        assert _clean_number(special) is None

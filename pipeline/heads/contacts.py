@@ -571,10 +571,48 @@ _ID_WORD_RE: Final = re.compile(r"(?i)\b(?:id|username|handle)\b")
 _HANDLE_END_RE: Final = re.compile(
     r"\s*(?:$|[\n,;|)\]!?]|\.(?:\s|$)|\s+(?:or|and|for|to|oder|und|of|en|ou|et|o|y|lub|или|и)\b)"
 )
-_KW_GATE_RE: Final = re.compile(
-    r"(?i)wick|tg|tele|kik|snap|sc\b|ig\b|insta|signal|threema|wire|disc|icq|viber|wechat|skype|session|"
-    r"element|matrix|simplex|briar|jami|tox|keybase|potato|тел|трима|инст|снэп|снап|сигнал|викр|вайбер"
+#: Lower-case words, one of which a text must hold (in any case) for the keyword-cluster rule to run.
+_KW_GATE_WORDS: Final = (
+    *("wick", "tg", "tele", "kik", "snap", r"sc\b", r"ig\b", "insta", "signal", "threema", "wire", "disc"),
+    *("icq", "viber", "wechat", "skype", "session", "element", "matrix", "simplex", "briar", "jami", "tox"),
+    *("keybase", "potato", "тел", "трима", "инст", "снэп", "снап", "сигнал", "викр", "вайбер"),
 )
+_KW_GATE_RE: Final = re.compile("(?i)" + "|".join(_KW_GATE_WORDS))
+#: The same test for ASCII text, lower-cased first (see :func:`_may_name_platform`).
+_KW_GATE_ASCII_RE: Final = re.compile("|".join(w for w in _KW_GATE_WORDS if w.isascii()))
+
+
+def _may_name_platform(text: str) -> bool:
+    """``_KW_GATE_RE.search(text)``, computed faster for ASCII text (nearly every listing).
+
+    Case-insensitive matching is slow in Python's engine (no quick first-character test per alternative).
+    On ASCII text it equals plain matching of the lower-cased text against the lower-case words: an ASCII
+    character matches a lower-case letter ignoring case exactly when its lower case is that letter (the
+    other case-equivalents, such as the Kelvin sign for "k", are not ASCII); lower-casing ASCII keeps
+    lengths and ``\\b`` boundaries; and the non-ASCII (Cyrillic) words cannot match ASCII text at all.
+    """
+    if text.isascii():
+        return _KW_GATE_ASCII_RE.search(text.lower()) is not None
+    return _KW_GATE_RE.search(text) is not None
+
+
+#: Eight digits anywhere in a text (``\D`` is "not ``\d``": one way to match, so no backtracking).
+_EIGHT_DIGITS_RE: Final = re.compile(r"\d(?:\D*\d){7}")
+
+
+def _may_hold_phone(text: str) -> bool:
+    """False only when no phone number can be reported from ``text``, so the phone scans may be skipped.
+
+    A necessary condition: a phone match is reported only with 8 to 15 digits in it, and the characters of a
+    match that ``str.isdigit`` counts are those the pattern matched with ``\\d``, ``0`` or ``[1-9]``, all of
+    them ``\\d`` characters: so the text needs eight. (A match not reported has no effect.) Few listings
+    have that many digits.
+    """
+    return _EIGHT_DIGITS_RE.search(text) is not None
+
+
+#: Every ``_LINK_RE`` alternative contains ".me/", ".dog/" or ".com/" (same flag, so same case rules).
+_LINK_HINT_RE: Final = re.compile(r"(?i)\.(?:me|dog|com)/")
 
 
 def _looks_like_handle(handle: str, colon: bool, text: str, end: int) -> bool:
@@ -621,7 +659,7 @@ def find_contacts(text: str) -> list[ContactHit]:
             {"platform": platform, "handle": _norm_handle(platform, handle), "start": start, "end": end}
         )
 
-    if "/" in text:
+    if "/" in text and _LINK_HINT_RE.search(text):
         for m in _LINK_RE.finditer(text):
             if m.group("tg"):
                 name = m.group("tg_name")
@@ -667,7 +705,8 @@ def find_contacts(text: str) -> list[ContactHit]:
             )
             add("jabber" if is_jabber else "email", m.group(), m.start(), m.end())
             taken.append(m.span())
-    for rx, needs_context in ((_PHONE_INTL_RE, False), (_PHONE_NATL_RE, True)):
+    phone_scans = ((_PHONE_INTL_RE, False), (_PHONE_NATL_RE, True)) if _may_hold_phone(text) else ()
+    for rx, needs_context in phone_scans:
         for m in rx.finditer(text):
             if not free(*m.span()):
                 continue
@@ -711,7 +750,7 @@ def find_contacts(text: str) -> list[ContactHit]:
                 if rule is None or rule.fullmatch(handle):
                     add(platform, handle, m.start(), m.start() + 1 + len(handle))
             taken.append(m.span())
-    if _KW_GATE_RE.search(text):
+    if _may_name_platform(text):
         for m in _KW_HANDLE_RE.finditer(text):
             span = m.span("handle")
             if not free(*span):
@@ -748,6 +787,8 @@ def find_contacts(text: str) -> list[ContactHit]:
                     added = True
             if added:
                 taken.append(span)
+    if not found:
+        return found
     found.sort(key=lambda h: h["start"])
     unique: list[ContactHit] = []
     seen: set[tuple[str, str]] = set()

@@ -426,9 +426,25 @@ def _b58_shape_ok(token: str) -> bool:
     return digits >= 2 and upper >= 3 and lower >= 3 and non_hex_lower
 
 
+#: A run of 25 ASCII letters and digits: every Base58 address (25 to 35 characters, Monero 95 or 106) and
+#: every Ethereum one (``0x`` + 40 hex digits) contains one.
+_LONG_ALNUM_RUN_RE: Final = re.compile(r"[0-9A-Za-z]{25}")
+
+
+def may_hold_address(text: str) -> bool:
+    """False only when ``text`` cannot hold an address, so :func:`find_addresses` may skip it.
+
+    A necessary condition for a match of any address pattern, proven from the patterns: ``_BECH32_RE``
+    matches start with ``bc1``/``ltc1``/``BC1``/``LTC1`` (each contains ``c1`` or ``C1``); ``_ETH_RE`` and
+    ``_B58_RE`` matches are runs of at least 25 ASCII letters and digits. Most listings have neither, and
+    this check costs a fraction of the three scans.
+    """
+    return "c1" in text or "C1" in text or _LONG_ALNUM_RUN_RE.search(text) is not None
+
+
 def find_addresses(text: str) -> list[AddressHit]:
     """Every cryptocurrency address in ``text``, in order, with its currency and checksum result."""
-    if not text:
+    if not text or not may_hold_address(text):
         return []
     hits: list[AddressHit] = []
     masked: list[tuple[int, int]] = (

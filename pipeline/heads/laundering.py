@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TypedDict
@@ -43,6 +44,33 @@ _CLAUSE_END: Final = re.compile(r"[.!?;\n]")
 _SEGMENT_END: Final = re.compile(r"[.!?;,\n]")
 _LIST_GLUE: Final = re.compile(r"\s*(?:[,/&+]|\b(?:or|and|oder|und|of|en|ou|et|o|y|lub|i|или|и)\b)?\s*", re.I)
 _SKIP_PUNCT: Final = frozenset(",/&+:-–—()\"'«»")
+#: Scores of a text with no hint (copied per record: callers may change their dict).
+_NO_SCORES: Final[dict[str, float]] = dict.fromkeys(LAUNDERING_HINTS, 0.0)
+
+
+def _trie_pattern(literals: Iterable[str]) -> str:
+    """A regex matching any of ``literals`` as written, factored as a trie.
+
+    At a position it matches the *longest* literal starting there: the literals matching at one position
+    are prefixes of one another, so they lie on one path of the trie, and the greedy optional tail of each
+    node tries the deeper literal before settling for the shorter one. A trie rather than ``a|b|c``: the
+    engine then tries one branch per distinct next character, not every literal, at each position.
+    """
+    trie: dict[str, dict[str, Any]] = {}
+    for literal in literals:
+        node = trie
+        for ch in literal:
+            node = node.setdefault(ch, {})
+        node[""] = {}  # a literal ends here
+
+    def emit(node: dict[str, Any]) -> str:
+        alts = [re.escape(ch) + emit(child) for ch, child in sorted(node.items()) if ch]
+        if not alts:
+            return ""
+        body = alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
+        return "(?:" + body + ")?" if "" in node else body
+
+    return emit(trie)
 
 
 class Evidence(TypedDict):
@@ -56,11 +84,19 @@ class Evidence(TypedDict):
 
 @dataclass(frozen=True)
 class LaunderingLexicon:
-    """Compiled lexicon: one regex per code, the negation machinery, and the raw tables it came from."""
+    """Compiled lexicon: one regex per code, the negation machinery, and the raw tables it came from.
+
+    ``gates[code]`` holds the lower-case literals of the code's terms (:func:`gate_for`), or None when a term
+    has none: the code's regex only runs on a text whose lower-case form holds one of them.
+    :meth:`runnable_codes` evaluates all gates in one scan (``gate_scan``, ``gate_implies``).
+    """
 
     raw: dict[str, Any]
     patterns: dict[str, re.Pattern[str]]
     gates: dict[str, tuple[str, ...] | None]
+    gate_scan: re.Pattern[str]
+    gate_implies: dict[str, frozenset[str]]
+    ungated: frozenset[str]
     pre_negation: re.Pattern[str]
     post_negation: re.Pattern[str]
     bridge: frozenset[str]
@@ -78,17 +114,45 @@ class LaunderingLexicon:
             terms = sorted({t for lst in by_lang.values() for t in lst}, key=len, reverse=True)
             patterns[code] = re.compile(r"(?<!\w)(?:" + "|".join(terms) + r")(?!\w)", re.I)
             gates[code] = gate_for(terms)
+        # one scan for all gates (see runnable_codes): a literal found implies the codes of every gate literal
+        # that is a prefix of it, since those occur at the same position
+        owners: dict[str, set[str]] = {}
+        for code, gate in gates.items():
+            for literal in gate or ():
+                owners.setdefault(literal, set()).add(code)
+        gate_implies = {
+            literal: frozenset(
+                c for prefix, codes in owners.items() if literal.startswith(prefix) for c in codes
+            )
+            for literal in owners
+        }
         neg = raw["negation"]
         return cls(
             raw=raw,
             patterns=patterns,
             gates=gates,
+            gate_scan=re.compile(_trie_pattern(owners) if owners else "(?!)"),
+            gate_implies=gate_implies,
+            ungated=frozenset(code for code, gate in gates.items() if gate is None),
             pre_negation=re.compile(r"(?:" + "|".join(neg["pre"]) + r")|n['’]\w*", re.I),
             post_negation=re.compile(neg["post"], re.I),
             bridge=frozenset(w.lower() for w in neg["bridge"]),
             breakers=frozenset(w.lower() for w in neg["scope_breakers"]),
             clause_starters=frozenset(w.lower() for w in neg["clause_starters"]),
         )
+
+    def runnable_codes(self, low: str) -> frozenset[str]:
+        """The codes whose regex may match a text whose lower-case form is ``low``: the ungated codes and
+        those with a gate literal in ``low``. The same set as testing each gate's literals with ``in``."""
+        codes = self.ungated
+        # at each position where a gate literal starts, the longest one: "ethereum" implies "eth" at its
+        # start; searching on from the next position, not from the end of the match, finds the literals
+        # that start inside it ("eth" inside "tether")
+        m = self.gate_scan.search(low)
+        while m is not None:
+            codes |= self.gate_implies[m.group()]
+            m = self.gate_scan.search(low, m.start() + 1)
+        return codes
 
 
 @functools.lru_cache(maxsize=1)
@@ -175,21 +239,22 @@ def detect_hints(
     evidence: list[Evidence] = []
     if text:
         raw_hits: list[tuple[int, int, str]] = []
-        low = text.lower()
-        for code, pattern in lex.patterns.items():
-            gate = lex.gates[code]
-            if gate is not None and not any(map(low.__contains__, gate)):
-                continue  # none of the code's words is there: skip its regex
-            raw_hits.extend((m.start(), m.end(), code) for m in pattern.finditer(text))
-        spans = [(s, e) for s, e, _ in raw_hits]
-        starts = {s: e for s, e, _ in raw_hits}
-        for s, e, code in sorted(raw_hits):
-            if _negated_before(text, s, spans, lex) or (
-                not _asserted(text, s, lex) and _negated_after(text, e, starts, lex)
-            ):
-                continue
-            found.add(code)
-            evidence.append({"text": text[s:e], "start": s, "end": e, "code": code})
+        runnable = lex.runnable_codes(text.lower())
+        if runnable:
+            # in lexicon order: where two codes' hits start at one position, ``starts`` keeps the later end
+            for code, pattern in lex.patterns.items():
+                if code in runnable:  # else none of the code's words is there: skip its regex
+                    raw_hits.extend((m.start(), m.end(), code) for m in pattern.finditer(text))
+        if raw_hits:
+            spans = [(s, e) for s, e, _ in raw_hits]
+            starts = {s: e for s, e, _ in raw_hits}
+            for s, e, code in sorted(raw_hits):
+                if _negated_before(text, s, spans, lex) or (
+                    not _asserted(text, s, lex) and _negated_after(text, e, starts, lex)
+                ):
+                    continue
+                found.add(code)
+                evidence.append({"text": text[s:e], "start": s, "end": e, "code": code})
         if addresses is None:
             addresses = find_addresses(text)
         for hit in addresses:
@@ -198,6 +263,8 @@ def detect_hints(
                 evidence.append(
                     {"text": hit["address"], "start": hit["start"], "end": hit["end"], "code": code}
                 )
+    if not found:
+        return [], _NO_SCORES.copy(), evidence
     evidence.sort(key=lambda ev: (ev["start"], ev["code"]))
     hints = [c for c in LAUNDERING_HINTS if c in found]
     scores = {c: (1.0 if c in found else 0.0) for c in LAUNDERING_HINTS}

@@ -328,6 +328,8 @@ class _Grammar:
 
 # --------------------------------------------------------------------------------------------- tokens
 
+# The primary field an offer of each kind fills.
+_OFFER_FIELD: Final = {"mass": "total_grams", "units": "units", "volume": "volume_ml"}
 # Token kinds as mentions report them: concentrations are doses per ml, "50 doses" a count.
 _KIND_OUT: Final = {
     "mass": "mass",
@@ -376,6 +378,8 @@ class QuantityResult:
 def _clean_number(value: float | None) -> float | int | None:
     if value is None or not math.isfinite(value):
         return None
+    if value.is_integer():
+        return int(value)  # what rounding would give back: skip round(), the costly step
     value = round(value, 6)
     return int(value) if value.is_integer() else value
 
@@ -496,7 +500,8 @@ class QuantityExtractor:
                 tok.pack_word = unit.kind == "pack"
             if tok is not None:
                 out.append(tok)
-        self._share_units(text, out)
+        if len(out) > 1:  # a list needs two tokens: skip the call for the usual single amount
+            self._share_units(text, out)
         return out, present
 
     def _word_matches(
@@ -929,12 +934,19 @@ class QuantityExtractor:
     ) -> QuantityResult:
         """Pick the offer among the amounts left and build the result (see the module docstring, step 7)."""
         t_lo, t_hi = title_span
-        live = [t for t in toks if t.typ == "q" and not t.used]
-        offers = [t for t in live if t.role == "offer" and t.kind in ("mass", "units", "volume", "doses")]
+        live: list[_Tok] = []
+        offers: list[_Tok] = []
+        offer_kinds: set[str] = set()
+        for t in toks:  # one loop, not three comprehensions: most texts hold one or two amounts
+            if t.typ == "q" and not t.used:
+                live.append(t)
+                if t.role == "offer" and t.kind in ("mass", "units", "volume", "doses"):
+                    offers.append(t)
+                    offer_kinds.add(t.kind)
         # "50 doses" of a solution are not units: the volume is the offer
-        if any(t.kind == "volume" for t in offers):
+        if "volume" in offer_kinds:
             offers = [t for t in offers if t.kind != "doses"]
-        else:
+        elif "doses" in offer_kinds:
             for t in offers:
                 if t.kind == "doses":
                     t.kind = "units"
@@ -946,8 +958,9 @@ class QuantityExtractor:
                     if t.kind == "volume" and lines.index(t.start) in unit_lines:
                         t.role = "per_unit"
             offers = sorted((t for t in offers if t.role == "offer"), key=lambda t: t.start)
-        if any(t_lo <= t.start < t_hi for t in offers):
-            offers = [t for t in offers if t_lo <= t.start < t_hi]
+        in_title = [t for t in offers if t_lo <= t.start < t_hi]
+        if in_title:
+            offers = in_title
         if len(offers) > 1:
             # a menu of several products: the first product listed is the offer, its tiers compete
             group = self._product_groups(text, toks, offers)
@@ -958,10 +971,10 @@ class QuantityExtractor:
         kind = offers[0].kind if offers else None
         if kind is not None:
             same = [t for t in offers if t.kind == kind]
-            best = min(same, key=lambda t: (t.value, t.start))  # price tiers: the smallest one
+            # price tiers: the smallest one
+            best = same[0] if len(same) == 1 else min(same, key=lambda t: (t.value, t.start))
             chosen.append(best)
-            field = {"mass": "total_grams", "units": "units", "volume": "volume_ml"}[kind]
-            primary[field] = _clean_number(best.value)
+            primary[_OFFER_FIELD[kind]] = _clean_number(best.value)
         if kind in (None, "units"):
             doses = [t for t in live if t.kind == "dose" and t.role == "offer"]
             if doses:
@@ -1224,7 +1237,12 @@ class QuantityHead:
         quantity: list[dict[str, Any]] = []
         quantities: list[list[dict[str, Any]]] = []
         for text, title, lang in zip(texts, titles, langs, strict=True):
-            result = extractor.extract(_cell(text) or "", _cell(lang), _cell(title))
+            # a str cell is its own _cell(): call the helper only for the rest (None, NaN, numbers)
+            result = extractor.extract(
+                text if type(text) is str else _cell(text) or "",
+                lang if type(lang) is str else _cell(lang),
+                title if type(title) is str else _cell(title),
+            )
             quantity.append(result.primary)
             quantities.append(result.mentions)
         return {"quantity": quantity, "quantities": quantities}
