@@ -373,49 +373,12 @@ def test_fast_scoring_path_equals_the_pipeline(head: DrugTypeHead) -> None:
     assert head._counter() is not None  # the vectorised path was the one taken
 
 
-def test_folds_to_ascii_letter_is_complete() -> None:
-    """The characters re matches to an ASCII letter ignoring case, recomputed over all of Unicode."""
-    import re
-
-    from pipeline.heads.drug_type import FOLDS_TO_ASCII_LETTER
-
-    letter = re.compile("[a-z]", re.IGNORECASE)
-    found = {chr(c) for c in range(0x80, 0x110000) if letter.fullmatch(chr(c))}
-    assert found == set(FOLDS_TO_ASCII_LETTER)
-
-
-@pytest.mark.parametrize(
-    ("pattern", "twin"),
-    [
-        ("abc|mdma", True),
-        (r"\bspeed\b(?! ?(delivery|shipping))", True),
-        (r"\d\s*(?:mg|ug)\b", True),
-        ("[a-z]+", True),
-        ("aBc", False),  # an upper-case literal
-        ("[A-Z]x", False),  # a range over upper-case letters
-        ("x\u212a", False),  # the Kelvin sign matches "k" ignoring case
-        ("[\u0100-\u0200]", False),  # holds long s, which matches "s" ignoring case
-        ("(?-i:ab)", False),  # inline flags
-        ("(?=K)a", False),  # inside a look-ahead
-        ("[^A]", False),
-    ],
-)
-def test_lower_ascii_twin_accepts_only_provable_patterns(pattern: str, twin: bool) -> None:
-    import re
-
-    from pipeline.heads.drug_type import lower_ascii_twin
-
-    result = lower_ascii_twin(re.compile(pattern, re.IGNORECASE))
-    assert (result is not None) == twin
-    if result is not None:
-        assert not result.flags & re.IGNORECASE
-
-
 @pytest.mark.parametrize("which", ["terms", "strong", "offer"])
 def test_finditer_fast_equals_finditer(which: str) -> None:
     """Spans and groups of the twin on lower-cased ASCII text equal the IGNORECASE pattern's, on the gold
     texts, their upper-cased copies and edge cases (non-ASCII texts take the plain path)."""
-    from pipeline.heads.drug_type import _offer_pattern, finditer_fast, load_strong_terms
+    from pipeline.heads.drug_type import _offer_pattern, load_strong_terms
+    from pipeline.heads.regex_gate import finditer_fast
 
     pattern = {
         "terms": Lexicon(load_lexicon_terms()).pattern,

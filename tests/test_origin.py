@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import bisect
+import copy
 import gzip
 import json
+import random
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any, Literal
@@ -12,12 +16,14 @@ import pandas as pd
 import pytest
 import yaml
 
+from pipeline.heads import origin
 from pipeline.heads.origin import (
     RESOURCE_DIR,
     OriginHead,
     extract_origin,
     normalise_location_field,
 )
+from pipeline.heads.regex_gate import lower_ascii_twin
 
 GOLD = Path(__file__).resolve().parents[1] / "data" / "gold" / "origin.jsonl"
 LOCATIONS = yaml.safe_load((RESOURCE_DIR / "locations.yaml").read_text("utf-8"))
@@ -479,3 +485,253 @@ def test_gold_origin_exact_set_accuracy() -> None:
         ok_to += set(result.ships_to) == set(row["ships_to"])  # type: ignore[call-overload]
     assert ok_from / len(rows) >= 0.90
     assert ok_to / len(rows) >= 0.90
+
+
+# --------------------------------------------------------------------- fast paths against the plain paths
+
+#: texts for the memos and prefilters: stop phrases and cues in hyphenated words, letters the regex engine
+#: case-folds unlike str.lower (long s, dotted capital I), code lists, dotted abbreviations, long texts
+TRICKY_TEXTS = [c[0] for c in TEXT_CASES] + [
+    "cold turkey from UK",
+    "x-cold turkey from UK",
+    "Cold-Turkey ships from Spain",
+    "ſhip worldwide from Germany",
+    "SHİP WORLDWIDE from Germany",
+    "ships to all countries",
+    "We ship to all COUNTRIES from NL",
+    "Envíos a todo el mundo desde España",
+    "a todo el mundo",
+    "доставка по всему миру из Москвы",
+    "Отправка по миру, закладки в Москве",
+    "DE/AT/CH",
+    "nach DE, AT und CH",
+    "naar BE en NL",
+    "DEand AT",
+    "DE   ,\n  AT",
+    "U.S.A. stock, ships from the U.K.",
+    "EE.UU. envío",
+    "( UK ) skunk",
+    "*DE* speed",
+    "domestic only",
+    "Domestic shipping USA",
+    "no international orders, UK only",
+    "We don't ship abroad",
+    "kein Auslandsversand, Versand aus Deutschland",
+    "tylko Polska",
+    "только по России",
+    "Worldwide stealth shipping from NL",
+    "world wide shipping",
+    "international-shipping from Canada",
+    "la confidential 3.5g from California",
+    "Rostov-na-Donu delivery",
+    "Ростов-на-Дону доставка",
+    "New York diesel, ships from New York City",
+    "New  York",
+    "hong kong",
+    "10 GR UK",
+    "Georgia peach, Atlanta",
+    "🇩🇪🇦🇹🇨🇭 Versand",
+    "Made in Holland, shipped from Belgium",
+    "   \n\t ",
+    "a",
+    "-",
+    "—UK—",
+    "UK-based vendor",
+    "x" * 70 + " ships from Spain",
+    "Shipping from Spain " + "and more text " * 10 + "[NL]",
+    " ".join(["from UK, DE/AT"] * 150),
+]
+
+
+def _plain_tables(monkeypatch: pytest.MonkeyPatch) -> origin.OriginTables:
+    """The packaged tables, token gates off and memos kept empty: every regex runs on every text."""
+    monkeypatch.setattr(origin, "_MEMO_LIMIT", 0)
+    tables = copy.copy(origin.default_tables())
+    tables.word_gates = ()
+    tables.ungated_flags = origin._STOP_WORD | origin._WORLDWIDE_WORD | origin._DOMESTIC_WORD
+    tables._token_flags, tables._single_places, tables._ngram_places = {}, {}, {}
+    tables._pair_starts, tables._fields_memo = {}, {}
+    return tables
+
+
+def _tricky_records() -> list[tuple[str, str | None, str | None]]:
+    fields = [(None, None), ("USA", None), ("Germany", "Worldwide"), ("Netherlands To: Worldwide", None)]
+    records = [(text, sf, st) for text in TRICKY_TEXTS for sf, st in fields]
+    records += [(str(r["text"]), r["ships_from_raw"], r["ships_to_raw"]) for r in _gold()]
+    return records
+
+
+def test_memos_and_gates_change_no_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    records = _tricky_records()
+    fast = [extract_origin(text, sf, st) for text, sf, st in records]  # memos cold
+    again = [extract_origin(text, sf, st) for text, sf, st in records]  # memos warm
+    plain_tables = _plain_tables(monkeypatch)
+    plain = [extract_origin(text, sf, st, tables=plain_tables) for text, sf, st in records]
+    assert fast == plain
+    assert again == plain
+    assert not plain_tables._token_flags and not plain_tables._single_places
+
+
+def test_word_gates_never_skip_a_match() -> None:
+    tables = origin.default_tables()
+    assert {bit for bit, _ in tables.word_gates} == {
+        origin._STOP_WORD,
+        origin._WORLDWIDE_WORD,
+        origin._DOMESTIC_WORD,
+    }
+    matched = Counter[str]()
+    for text, _, _ in _tricky_records():
+        seen = origin._Scan(text, tables).seen
+        for name, regex, bit in (
+            ("stop", tables.re_stop, origin._STOP_WORD),
+            ("worldwide", tables.re_worldwide, origin._WORLDWIDE_WORD),
+            ("domestic", tables.re_domestic, origin._DOMESTIC_WORD),
+        ):
+            if regex.search(text):
+                matched[name] += 1
+                assert seen & bit, (name, text)
+    assert min(matched.values()) >= 3 and len(matched) == 3  # the texts do exercise every gate
+
+
+def test_place_prefilter_keeps_every_place() -> None:
+    tables = origin.default_tables()
+    for text, _, _ in _tricky_records():
+        tokens = list(origin._TOKEN_RE.finditer(text))
+        for i, tok in enumerate(tokens):
+            word = tok[0]
+            may_start = word[0].isalpha() and (tables.can_start(word) or (len(word) <= 3 and word.isupper()))
+            if may_start and origin._lookup(tables, text, tokens, i) is not None:
+                assert tables.token_flags(word) & origin._PLACE_START, (word, text)
+
+
+@pytest.mark.parametrize(
+    ("fragments", "gate_words", "other_words"),
+    [
+        ([r"to\s+all\s+countries"], ["Countries", "COUNTRIES"], ["to", "all", "country"]),
+        # the optional "we" and the "don't" branch give no word; of "ship" and "abroad" the longer is kept
+        ([r"(?:we\s+)?(?:don't|do\s+not)\s+ship\s+abroad"], ["ABROAD"], ["shipping", "we"]),
+        # "wide" may sit inside a word ("worldwide"): not a word start
+        ([r"world\s*wide\s+shipping"], ["shipping"], ["wide", "world"]),
+        (
+            [r"(?:livraison|envoi)s?\s+(?:mondiale|internationale)"],
+            ["Internationale", "mondiales"],
+            ["envoi"],
+        ),
+        # the Greek iota is never used: a combining mark (U+0345) folds to it
+        ([r"ι\s+test"], ["test"], ["ι"]),
+    ],
+)
+def test_word_gate_words(fragments: list[str], gate_words: list[str], other_words: list[str]) -> None:
+    gate = origin._word_gate(fragments)
+    assert gate is not None
+    assert all(gate.match(w) for w in gate_words)
+    assert not any(gate.match(w) for w in other_words)
+
+
+def test_no_word_gate_when_a_fragment_requires_no_word() -> None:
+    assert origin._word_gate([r"ships?\s+worldwide", r"\d+\s*kg"]) is None
+    # after an optional group a word start is not certain: only "abroad" (after required space) counts
+    assert origin._word_gate([r"(?:we\s+)?ship"]) is None
+    gate = origin._word_gate([r"(?:we\s+)?ship\s+abroad"])
+    assert gate is not None and gate.pattern == "(?i)(?:abroad)"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "DE/AT",
+        "DE , AT",
+        "DE   and AT",
+        "xDE/AT",
+        "DE\n/ AT",
+        " DE und\n",
+        "DEund",
+        "AT, DE, CH",
+        "a" * 50 + "DE /",
+    ],
+)
+def test_code_before_equals_a_full_search(text: str) -> None:
+    for end in range(len(text) + 1):
+        want = origin._CODE_BEFORE.search(text, 0, end)
+        got = origin._code_before(text, end)
+        assert (want and (want.span(), want.span(1))) == (got and (got.span(), got.span(1)))
+
+
+def test_variants_equal_trying_every_ending() -> None:
+    def every_ending(key: str) -> tuple[str, ...]:
+        words = key.split(" ")
+        out = []
+        for w_idx, word in enumerate(words):
+            for suffix in origin._SUFFIXES:
+                if len(word) >= 5 and word.endswith(suffix) and len(word) - len(suffix) >= 4:
+                    out.append(" ".join(words[:w_idx] + [word[: -len(suffix)]] + words[w_idx + 1 :]))
+        return tuple(out)
+
+    keys = ["москве", "ростове на дону", "krakowie", "niemczech", "abcdę", "polski", "ab", "", "new york"]
+    keys += [origin.norm_key(w) for text in TRICKY_TEXTS for w in origin._TOKEN_RE.findall(text)]
+    for key in keys:
+        assert origin._variants.__wrapped__(key) == every_ending(key), key
+
+
+def test_merge_spans_covers_the_same_positions() -> None:
+    rng = random.Random(0)
+    for _ in range(200):
+        spans = [(s, s + rng.randint(0, 6)) for s in (rng.randint(0, 40) for _ in range(rng.randint(0, 6)))]
+        starts, ends = origin._merge_spans(spans)
+        for pos in range(50):
+            k = bisect.bisect_right(starts, pos) - 1
+            assert (k >= 0 and pos < ends[k]) == any(s <= pos < e for s, e in spans)
+
+
+def test_memos_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(origin, "_MEMO_LIMIT", 5)
+    tables = copy.copy(origin.default_tables())
+    tables._token_flags, tables._single_places, tables._ngram_places = {}, {}, {}
+    tables._pair_starts, tables._fields_memo = {}, {}
+    records = _tricky_records()
+    assert [extract_origin(t, sf, st, tables=tables) for t, sf, st in records] == [
+        extract_origin(t, sf, st) for t, sf, st in records
+    ]
+    memos = (tables._token_flags, tables._single_places, tables._ngram_places, tables._pair_starts)
+    for memo in (*memos, tables._fields_memo):
+        assert len(memo) <= 5
+
+
+def test_every_cue_search_has_an_ascii_twin() -> None:
+    tables = origin.default_tables()
+    searches = [v for k, v in vars(tables).items() if k.startswith("cue_")]
+    assert len(searches) == 9
+    assert all(isinstance(s, origin._CueSearch) and s.twin is not None for s in searches)
+
+
+def test_ascii_twins_match_where_the_regexes_do() -> None:
+    tables = origin.default_tables()
+    searches = [v for k, v in vars(tables).items() if k.startswith("cue_")]
+    snippets = {"", " ", "SHIPS FROM ", "ShIpPeD fRoM the ", "Delivery in ", "except ", "- Shipping To: "}
+    for text in TRICKY_TEXTS:
+        for cut in range(0, len(text), 7):
+            snippets.update({text[max(0, cut - 60) : cut], text[cut : cut + 40], text[:cut].upper()})
+    for snippet in snippets:
+        low = origin._ascii_lower(snippet)
+        for search in searches:
+            want = search.regex.search(snippet)
+            got = search.search(snippet, low)
+            assert (want and want.span()) == (got and got.span()), (search.regex.pattern[:60], snippet)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "twinned"),
+    [
+        (r"(?i)(?<!\w)(?:ship(?:s|ped)?\s+from|versand\s+aus|z|из)\s*:?\s*$", True),
+        (r"(?i)[a-zà-ÿ]+\d*[^\W\d]", True),
+        (r"(?i)Ships from", False),  # an upper-case literal
+        (r"(?i)[A-Z]", False),
+        (r"(?i)ſhip", False),  # the long s matches an ASCII "s" case-insensitively
+        ("(?i)\u212aind", False),  # the Kelvin sign matches "k"
+        (r"(?i)(?-i:ship)", False),  # an inline flag group
+        (r"(?i)(a)\1", False),  # a back reference
+        (r"ship", False),  # not case-insensitive
+    ],
+)
+def test_ascii_twin_only_when_certain(pattern: str, twinned: bool) -> None:
+    assert (lower_ascii_twin(re.compile(pattern)) is not None) == twinned

@@ -18,7 +18,6 @@ from __future__ import annotations
 import itertools
 import json
 import re
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from functools import cache
 from importlib import resources
@@ -38,6 +37,7 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 
 from pipeline.heads.base import load_skops
 from pipeline.heads.char_ngrams import CharWbCounter, supports
+from pipeline.heads.regex_gate import finditer_fast
 from pipeline.taxonomy import DRUG_TYPES, NON_DRUG
 
 _NON_DRUG_INDEX = DRUG_TYPES.index(NON_DRUG)
@@ -220,86 +220,6 @@ def dispatch_pattern(terms: dict[str, list[str]]) -> tuple[re.Pattern[str], dict
 @cache
 def _compiled(terms_json: str) -> tuple[re.Pattern[str], dict[str, str]]:
     return dispatch_pattern(json.loads(terms_json))
-
-
-# The non-ASCII characters Python's re matches to an ASCII letter when case is ignored: İ, ı, ſ and the
-# Kelvin sign (a test recomputes the set over all of Unicode).
-FOLDS_TO_ASCII_LETTER = frozenset("\u0130\u0131\u017f\u212a")
-
-
-def lower_ascii_twin(pattern: re.Pattern[str]) -> re.Pattern[str] | None:
-    """``pattern`` compiled without IGNORECASE, when it finds exactly the same matches in lower-cased ASCII
-    text; None when that cannot be shown. Case-insensitive matching is the slow path of Python's engine.
-
-    The proof is structural: no literal or class range in the pattern holds an upper-case ASCII letter or a
-    character of :data:`FOLDS_TO_ASCII_LETTER`, and no group switches flags. Then every literal matches a
-    lower-case ASCII letter exactly when it is that letter, with or without IGNORECASE, and the letters a
-    class or negation would add by folding (A-Z and those four) never occur in the text.
-    """
-    from re import _constants as c  # type: ignore[attr-defined]
-    from re import _parser  # type: ignore[attr-defined]
-
-    def unsafe_char(code: int) -> bool:
-        return 65 <= code <= 90 or chr(code) in FOLDS_TO_ASCII_LETTER
-
-    def children(op: Any, arg: Any) -> list[Any]:
-        if op is c.SUBPATTERN:
-            return [arg[3]]
-        if op is c.BRANCH:
-            return list(arg[1])
-        if op in (c.MAX_REPEAT, c.MIN_REPEAT, c.POSSESSIVE_REPEAT):
-            return [arg[2]]
-        if op in (c.ASSERT, c.ASSERT_NOT):
-            return [arg[1]]
-        if op is c.ATOMIC_GROUP:
-            return [arg]
-        if op is c.GROUPREF_EXISTS:
-            return [branch for branch in arg[1:] if branch is not None]
-        return []
-
-    def unsafe(items: Any) -> bool:
-        for op, arg in items:
-            if op in (c.LITERAL, c.NOT_LITERAL) and unsafe_char(arg):
-                return True
-            if op is c.SUBPATTERN and (arg[1] or arg[2]):  # inline flags: refuse
-                return True
-            if op is c.IN:
-                for kind, value in arg:
-                    if kind is c.LITERAL and unsafe_char(value):
-                        return True
-                    if kind is c.RANGE and (
-                        (value[0] <= 90 and value[1] >= 65)
-                        or any(value[0] <= ord(ch) <= value[1] for ch in FOLDS_TO_ASCII_LETTER)
-                    ):
-                        return True
-            if any(unsafe(child) for child in children(op, arg)):
-                return True
-        return False
-
-    if not pattern.flags & re.IGNORECASE:
-        return pattern
-    try:
-        parsed = _parser.parse(pattern.pattern, pattern.flags)
-    except re.error:
-        return None
-    if unsafe(parsed):
-        return None
-    return re.compile(pattern.pattern, pattern.flags & ~re.IGNORECASE)
-
-
-@cache
-def _twin(pattern: re.Pattern[str]) -> re.Pattern[str] | None:
-    return lower_ascii_twin(pattern)
-
-
-def finditer_fast(pattern: re.Pattern[str], text: str) -> Iterator[re.Match[str]]:
-    """``pattern.finditer(text)`` (an IGNORECASE pattern), through its :func:`lower_ascii_twin` on ASCII
-    text: the same spans and groups. The matches are on ``text.lower()``, so read spans from them, and
-    take matched text from ``text``."""
-    twin = _twin(pattern)
-    if twin is not None and text.isascii():
-        return twin.finditer(text.lower())
-    return pattern.finditer(text)
 
 
 def plain_pattern(terms: dict[str, list[str]]) -> re.Pattern[str]:

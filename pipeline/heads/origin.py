@@ -28,9 +28,11 @@ Decisions (see also ``pipeline/resources/locations.yaml`` and ``data/gold/README
 
 from __future__ import annotations
 
+import bisect
 import functools
 import gettext
 import json
+import operator
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -41,7 +43,7 @@ from typing import Any, Final, Literal
 import pandas as pd
 import yaml
 
-from pipeline.heads.regex_gate import gate_for, literal_prefixes  # noqa: F401
+from pipeline.heads.regex_gate import gate_for, literal_prefixes, lower_ascii_twin  # noqa: F401
 
 RESOURCE_DIR: Final = Path(__file__).resolve().parent.parent / "resources"
 LOCATIONS_FILE: Final = "locations.yaml"
@@ -132,6 +134,17 @@ _SUFFIXES: Final = tuple(
 )
 Role = Literal["from", "to"]
 
+#: bits of :meth:`OriginTables.token_flags`: what a token may begin
+_PLACE_START: Final = 1
+_STOP_WORD: Final = 2
+_WORLDWIDE_WORD: Final = 4
+_DOMESTIC_WORD: Final = 8
+#: size at which a per-token memo stops growing: memory stays flat over millions of records (the memos of
+#: all shared listings hold ~30k tokens; full, the seven memos take ~40 MB)
+_MEMO_LIMIT: Final = 50_000
+#: a memo's "not computed yet" (None is a remembered miss)
+_MISSING: Final = object()
+
 
 @dataclass(frozen=True)
 class OriginResult:
@@ -185,22 +198,155 @@ def norm_key(text: str) -> str:
     return " ".join(text.split())
 
 
+#: the inflection endings by length, longest first, each with how often :data:`_SUFFIXES` lists it
+_SUFFIXES_BY_LENGTH: Final = tuple(
+    (length, {s: _SUFFIXES.count(s) for s in _SUFFIXES if len(s) == length})
+    for length in sorted({len(s) for s in _SUFFIXES}, reverse=True)
+)
+
+
 @functools.lru_cache(maxsize=262144)
 def _variants(key: str) -> tuple[str, ...]:
     """The key with one inflection ending (Russian, Polish, German) stripped from one word, in all ways.
 
     Matching an inflected text form with a dictionary form works through a shared variant:
     "москве" and "москва" share "москв"; "ростове на дону" and "ростов на дону" share "ростов на дону".
+    The order is that of :data:`_SUFFIXES` (longest first); a word ends in at most one ending of each length,
+    so it is found by slicing rather than by trying every ending.
     """
     words = key.split(" ")
     out: list[str] = []
     for w_idx, word in enumerate(words):
         if len(word) < 5:
             continue
-        for suffix in _SUFFIXES:
-            if word.endswith(suffix) and len(word) - len(suffix) >= 4:
-                out.append(" ".join(words[:w_idx] + [word[: -len(suffix)]] + words[w_idx + 1 :]))
+        for length, endings in _SUFFIXES_BY_LENGTH:
+            count = endings.get(word[-length:]) if len(word) - length >= 4 else None
+            if count:
+                out.extend([" ".join(words[:w_idx] + [word[:-length]] + words[w_idx + 1 :])] * count)
     return tuple(out)
+
+
+# ------------------------------------------------------------------------------------------- word gates
+#
+# The cue regexes run over whole texts (stop phrases, worldwide and domestic wording) are costly: a
+# case-insensitive alternation behind a look-behind gets no fast scan in Python's engine. Most texts can
+# be ruled out from their tokens instead. Every one of these regexes starts with ``(?<!\w)``, so each match
+# begins at a word start, and after required white space inside a fragment another word starts. When every
+# fragment requires a known word at such a word start ("to\s+all\s+countries" -> "countries"), a text none
+# of whose tokens (or parts of hyphenated tokens) begins with one of those words cannot match. The check per
+# token is memoised (:meth:`OriginTables.token_flags`), so a text pays one dict lookup per token.
+
+#: the one non-word character that case-folds to a letter (the Greek iota); letters matching it are not used
+_IOTA_MARK: Final = "\u0345"
+_WORD_LETTER: Final = re.compile(r"[^\W\d_]")
+
+
+def _gate_letter(code: int) -> bool:
+    """A pattern literal usable in a word gate: a letter whose case-insensitive matches are all letters."""
+    ch = chr(code)
+    return bool(_WORD_LETTER.fullmatch(ch)) and not re.fullmatch("(?i)" + re.escape(ch), _IOTA_MARK)
+
+
+def _required_words(items: list[tuple[Any, Any]], at_word_start: bool, sre: Any) -> frozenset[str] | None:
+    """Letter runs, one of which begins a word in every match of the parsed sequence ``items``, else None.
+
+    ``at_word_start``: whether the sequence begins at a word start. Of the required runs found, the set whose
+    shortest run is longest is kept (it rules out the most texts).
+    """
+    best: frozenset[str] | None = None
+
+    def offer(words: frozenset[str] | None) -> None:
+        nonlocal best
+        if words and (best is None or min(map(len, words)) > min(map(len, best))):
+            best = words
+
+    repeats = (sre.MAX_REPEAT, sre.MIN_REPEAT, getattr(sre, "POSSESSIVE_REPEAT", sre.MAX_REPEAT))
+    for k, (op, av) in enumerate(items):
+        if op is sre.LITERAL and at_word_start:
+            run = ""
+            for op2, av2 in items[k:]:
+                if op2 is not sre.LITERAL or not _gate_letter(av2):
+                    break
+                run += chr(av2)
+            offer(frozenset({run}) if run else None)
+        elif op is sre.SUBPATTERN:
+            offer(_required_words(list(av[-1]), at_word_start, sre))
+        elif op is sre.BRANCH:
+            alternatives = [_required_words(list(alt), at_word_start, sre) for alt in av[1]]
+            if all(alternatives):
+                offer(frozenset().union(*alternatives))  # type: ignore[arg-type]
+        elif op in repeats and av[0] >= 1:
+            offer(_required_words(list(av[2]), at_word_start, sre))
+        at_word_start = _required_space(op, av, sre)
+    return best
+
+
+def _required_space(op: Any, av: Any, sre: Any) -> bool:
+    """Whether one parsed item always matches white space (``\\s``, ``\\s+``, a literal space)."""
+    if op is sre.LITERAL:
+        return chr(av).isspace()
+    if op is sre.IN:
+        return all(
+            (o is sre.CATEGORY and a is sre.CATEGORY_SPACE) or (o is sre.LITERAL and chr(a).isspace())
+            for o, a in av
+        )
+    if op in (sre.MAX_REPEAT, sre.MIN_REPEAT) and av[0] >= 1 and len(av[2]) == 1:
+        inner_op, inner_av = av[2][0]
+        return _required_space(inner_op, inner_av, sre)
+    return False
+
+
+def _word_gate(fragments: Iterable[str]) -> re.Pattern[str] | None:
+    """A case-insensitive pattern of words, one of which begins a word in every match of
+    ``(?<!\\w)(?:fragment|...)``: match it at the start of each token (and after each hyphen in one).
+    None when some fragment requires no such word (or cannot be parsed); that regex then always runs."""
+    try:
+        from re import _parser as sre  # type: ignore[attr-defined]  # the engine's own parser
+    except ImportError:
+        return None
+    words: set[str] = set()
+    for fragment in fragments:
+        try:
+            required = _required_words(list(sre.parse(fragment)), True, sre)
+        except (re.error, AttributeError, TypeError, IndexError):
+            return None
+        if required is None:
+            return None
+        words |= required
+    if not words:
+        return None
+    return re.compile("(?i)(?:" + "|".join(re.escape(w) for w in sorted(words)) + ")")
+
+
+# ------------------------------------------------------------------------------------------- ASCII twins
+#
+# The cue regexes run on the text around each place are case-insensitive, which costs Python's engine a
+# backtracking step per alternative and per position. On ASCII text, lower-casing maps each character to one
+# character, so a case-sensitive twin run on the lower-cased text matches at the same positions, provided
+# every literal and class of the pattern is lower-case or caseless. The twins run 3-5 times faster.
+
+
+class _CueSearch:
+    """A case-insensitive regex with its ASCII twin (:func:`~pipeline.heads.regex_gate.lower_ascii_twin`),
+    searched through :meth:`search`."""
+
+    __slots__ = ("regex", "twin")
+
+    def __init__(self, regex: re.Pattern[str]) -> None:
+        self.regex = regex
+        self.twin = lower_ascii_twin(regex)
+
+    def search(self, text: str, low: str | None) -> re.Match[str] | None:
+        """``regex.search(text)``, or the twin's search of ``low``: ``text.lower()`` of an ASCII text, else
+        None. Only the positions of the match agree with the regex's, not its text."""
+        if low is not None and self.twin is not None:
+            return self.twin.search(low)
+        return self.regex.search(text)
+
+
+def _ascii_lower(text: str) -> str | None:
+    """``text.lower()`` for the ASCII twins when the text is ASCII, else None."""
+    return text.lower() if text.isascii() else None
 
 
 # ------------------------------------------------------------------------------------------- tables
@@ -348,6 +494,9 @@ class OriginTables:
             for k in [*entries, *self.cities, *self.states, *self.stems]
             if " " in k
         )
+        #: first words of those pairs: a token whose key starts with none of them (nor an inflection of one)
+        #: starts no multi-word name
+        self.pair_heads: frozenset[str] = frozenset(p.split(" ", 1)[0] for p in self.pairs)
         self.max_ngram = 4
         f = cues
         self.fillers = r"(?:\s+(?:" + _alt(re.escape(w) for w in f["fillers"]) + r"))*"
@@ -414,13 +563,91 @@ class OriginTables:
             k for k, e in self.field_vocab.items() if " " not in k and len(k) >= 5 and e.kind != "city"
         ]
         self._field_cache: dict[tuple[str, str], tuple[str, ...]] = {}
+        self.product_countries = product_countries
+        # the cue regexes run beside each place, with their ASCII twins
+        self.cue_local_before = _CueSearch(self.re_local_before)
+        self.cue_to_before = _CueSearch(self.re_to_before)
+        self.cue_from_before = _CueSearch(self.re_from_before)
+        self.cue_ship_from_before = _CueSearch(self.re_ship_from_before)
+        self.cue_product_last = _CueSearch(self.re_product_last)
+        self.cue_after_local = _CueSearch(self.re_after_local)
+        self.cue_after_from = _CueSearch(self.re_after_from)
+        self.cue_after_to = _CueSearch(self.re_after_to)
+        self.cue_exclusion = _CueSearch(self.re_exclusion)
+        # token gates for the whole-text cue regexes (see "word gates" above); None: that regex always runs
+        gates = (
+            (_STOP_WORD, _word_gate(f["stop_phrases"])),
+            (_WORLDWIDE_WORD, _word_gate(_flatten(f["worldwide_to"]))),
+            (_DOMESTIC_WORD, _word_gate(_flatten(f["domestic_to"]))),
+        )
+        self.word_gates = tuple((bit, gate) for bit, gate in gates if gate is not None)
+        self.ungated_flags = sum(bit for bit, gate in gates if gate is None)
+        # memos keyed on a token or a short n-gram: the vocabulary of titles is small next to their number,
+        # and each memo stops growing at _MEMO_LIMIT entries
+        self._token_flags: dict[str, int] = {}
+        self._single_places: dict[str, tuple[Entry, str] | None] = {}
+        self._ngram_places: dict[str, tuple[Entry, str] | None] = {}
+        self._pair_starts: dict[tuple[str, str], bool] = {}
+        #: (ships_from_raw, ships_to_raw) -> what they say (see _read_fields)
+        self._fields_memo: dict[tuple[str | None, str | None], tuple[Any, ...]] = {}
+
+    def token_flags(self, token: str) -> int:
+        """What a token may begin, as bits (memoised).
+
+        ``_PLACE_START``: a place (a first word of a name, or a short upper-case code, that is a place on its
+        own or may begin a multi-word name); ``_STOP_WORD``, ``_WORLDWIDE_WORD``, ``_DOMESTIC_WORD``: a word
+        that a stop phrase, worldwide or domestic wording requires (always set for a regex without a gate).
+        """
+        flags = self._token_flags.get(token)
+        if flags is None:
+            flags = self.ungated_flags
+            if (
+                token[0].isalpha()
+                and (self.can_start(token) or (len(token) <= 3 and token.isupper()))
+                and (self.place(token, single=True) is not None or self._may_start_pair(token))
+            ):
+                flags |= _PLACE_START
+            # a hyphenated token ("x-mas") holds a word start after each hyphen
+            parts = token.split("-") if "-" in token else (token,)
+            for bit, gate in self.word_gates:
+                if any(map(gate.match, parts)):
+                    flags |= bit
+            if len(self._token_flags) < _MEMO_LIMIT:
+                self._token_flags[token] = flags
+        return flags
+
+    def _may_start_pair(self, token: str) -> bool:
+        """Whether :meth:`pair_starts_name` can hold for this token and some next one: the first word of its
+        key, or an inflection variant of that word, is the first word of a pair."""
+        head = norm_key(token).split(" ", 1)[0]
+        return head in self.pair_heads or not self.pair_heads.isdisjoint(_variants(head))
+
+    def pair_starts_name(self, first: str, second: str) -> bool:
+        """Whether two tokens begin some multi-word name, directly or through an inflection (memoised)."""
+        known = self._pair_starts.get((first, second))
+        if known is None:
+            pair = norm_key(first) + " " + norm_key(second)
+            known = pair in self.pairs or not self.pairs.isdisjoint(_variants(pair))
+            if len(self._pair_starts) < _MEMO_LIMIT:
+                self._pair_starts[(first, second)] = known
+        return known
+
+    def place(self, raw: str, single: bool) -> tuple[Entry, str] | None:
+        """(entry, key) of the place written ``raw`` (one token when ``single``), or None; memoised."""
+        memo = self._single_places if single else self._ngram_places
+        hit = memo.get(raw, _MISSING)
+        if hit is _MISSING:
+            hit = _single_place(self, raw) if single else _place_entry(self, raw, single=False)
+            if len(memo) < _MEMO_LIMIT:
+                memo[raw] = hit
+        return hit  # type: ignore[return-value]
 
     def can_start(self, token: str) -> bool:
         """Whether a place name may begin with this token (memoised)."""
         known = self._starts.get(token)
         if known is None:
             word = norm_key(token).split(" ", 1)[0]
-            known = word in self.first_words or any(v in self.first_words for v in _variants(word))
+            known = word in self.first_words or not self.first_words.isdisjoint(_variants(word))
             if len(self._starts) < 500_000:
                 self._starts[token] = known
         return known
@@ -672,6 +899,7 @@ _ALPHA3_WORDS: Final = frozenset(
 )
 _FIELD_WORD_RE: Final = re.compile(r"[^\W_]+(?:[.'’`´][^\W_]+)*\.?|&")
 _TOKEN_RE: Final = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*|\d+|\S", re.U)
+_TOKEN_TEXT: Final = operator.itemgetter(0)
 _FLAG_RE: Final = re.compile(r"[\U0001F1E6-\U0001F1FF]{2}|\U0001F3F4[\U000E0061-\U000E007A]{5,6}\U000E007F")
 _LIST_GLUE: Final = re.compile(
     r"^\s*(?:,|/|&|\+|\||;|and|or|und|oder|en|of|et|ou|y|o|i|lub|и|или|\s)*\s*"
@@ -774,73 +1002,82 @@ def _flag_code(flag: str) -> str | None:
 def _lookup(
     tables: OriginTables, text: str, tokens: list[re.Match[str]], i: int
 ) -> tuple[int, Entry, str] | None:
-    """Longest gazetteer entry starting at token ``i``: (tokens used, entry, key)."""
-    first = tokens[i].group()
-    if not first[0].isalpha():
-        return None
-    if not tables.can_start(first) and not (first.isupper() and len(first) <= 3):
-        return None
-    if len(first) <= 3 and i > 0 and tokens[i - 1].group().isdigit():
+    """Longest gazetteer entry starting at token ``i``: (tokens used, entry, key).
+
+    The caller has checked that token ``i`` may start a place (:data:`_PLACE_START`).
+    """
+    first = tokens[i][0]
+    if len(first) <= 3 and i > 0 and tokens[i - 1][0].isdigit():
         prev = tokens[i - 1]
-        route_two = prev.group() == "2" and i > 1 and tokens[i - 2].end() == prev.start()  # "UK2UK"
+        route_two = prev[0] == "2" and i > 1 and tokens[i - 2].end() == prev.start()  # "UK2UK"
         if not route_two:
             return None  # "10 GR", "30MG", "22EU", "1OZ": units and prices, not places
     max_size = min(tables.max_ngram, len(tokens) - i)
-    if max_size > 1:
-        # only try longer n-grams when the first two words begin some multi-word name
-        second = tokens[i + 1].group()
-        pair = norm_key(first) + " " + norm_key(second)
-        if pair not in tables.pairs and not any(v in tables.pairs for v in _variants(pair)):
-            max_size = 1
-    for size in range(max_size, 0, -1):
-        group = tokens[i : i + size]
-        # n-grams must be contiguous words on one line
-        if size > 1:
+    # only try longer n-grams when the first two words begin some multi-word name
+    if max_size > 1 and tables.pair_starts_name(first, tokens[i + 1][0]):
+        for size in range(max_size, 1, -1):
+            group = tokens[i : i + size]
+            # n-grams must be contiguous words on one line
             gap_ok = all(
                 _GAP_RE.fullmatch(text[group[k].end() : group[k + 1].start()] or "x")
-                and group[k + 1].group()[0].isalpha()
+                and group[k + 1][0][0].isalpha()
                 for k in range(size - 1)
             )
             if not gap_ok:
                 continue
-        raw = text[group[0].start() : group[-1].end()]
-        key = norm_key(raw)
-        entry = tables.entries.get(key)
-        if entry is None and raw[0].isupper():
-            if key in tables.states:  # Florida the state, not the Colombian city
-                entry = Entry(("US",), "state")
-            elif key in tables.cities:
-                entry = Entry(tables.cities[key], "city")
-        if entry is None and len(raw) >= 5 and (raw[0].isupper() or _CYR_OR_LATIN_EXT.search(raw)):
-            for variant in [key, *_variants(key)]:
-                base = variant if variant in tables.entries or variant in tables.cities else None
-                base = base or tables.stems.get(variant)
-                if base is None:
-                    continue
-                entry = tables.entries.get(base)
-                if entry is None and base in tables.cities and raw[0].isupper():
-                    entry = Entry(tables.cities[base], "city")
-                if entry is not None:
-                    key = base
-                    break
-        if entry is None:
-            continue
-        if size == 1 and len(first) <= 3:
-            # short tokens: codes only when written in capitals (UK, USA, NL); "us", "can", "no" are words,
-            # except a few unambiguous ones ("ships from uk")
-            if not first.isupper() and key not in _LOWER_SHORT_OK:
+            hit = tables.place(text[group[0].start() : group[-1].end()], single=False)
+            if hit is not None:
+                return size, hit[0], hit[1]
+    hit = tables.place(first, single=True)
+    return None if hit is None else (1, hit[0], hit[1])
+
+
+def _place_entry(tables: OriginTables, raw: str, single: bool) -> tuple[Entry, str] | None:
+    """(entry, key) of the gazetteer name written ``raw`` (an n-gram of one line), or None."""
+    key = norm_key(raw)
+    entry = tables.entries.get(key)
+    if entry is None and raw[0].isupper():
+        if key in tables.states:  # Florida the state, not the Colombian city
+            entry = Entry(("US",), "state")
+        elif key in tables.cities:
+            entry = Entry(tables.cities[key], "city")
+    if entry is None and len(raw) >= 5 and (raw[0].isupper() or _CYR_OR_LATIN_EXT.search(raw)):
+        for variant in [key, *_variants(key)]:
+            base = variant if variant in tables.entries or variant in tables.cities else None
+            base = base or tables.stems.get(variant)
+            if base is None:
                 continue
-            if len(first) == 3 and first not in TEXT_ALPHA3 and key not in ("ger", "aus"):
-                continue
-        if entry.capitalised and not raw[0].isupper():
-            continue
-        return size, entry, key
+            entry = tables.entries.get(base)
+            if entry is None and base in tables.cities and raw[0].isupper():
+                entry = Entry(tables.cities[base], "city")
+            if entry is not None:
+                key = base
+                break
+    if entry is None:
+        return None
+    if single and len(raw) <= 3:
+        # short tokens: codes only when written in capitals (UK, USA, NL); "us", "can", "no" are words,
+        # except a few unambiguous ones ("ships from uk")
+        if not raw.isupper() and key not in _LOWER_SHORT_OK:
+            return None
+        if len(raw) == 3 and raw not in TEXT_ALPHA3 and key not in ("ger", "aus"):
+            return None
+    if entry.capitalised and not raw[0].isupper():
+        return None
+    return entry, key
+
+
+def _single_place(tables: OriginTables, first: str) -> tuple[Entry, str] | None:
+    """(entry, key) of a one-token place: a gazetteer name, else a bare upper-case ISO code."""
+    hit = _place_entry(tables, first, single=True)
+    if hit is not None:
+        return hit
     # bare upper-case ISO codes not in the alias table ("from DE", "[AT]"): only beside a cue, never weak,
     # and never the word-like ones (TO, IN, NO, BY, ...)
     if len(first) == 2 and first.isupper() and first in tables.iso2 and first not in _WORD_CODES:
-        return 1, Entry((first,), "code", strong_only=True), first.lower()
+        return Entry((first,), "code", strong_only=True), first.lower()
     if len(first) == 3 and first in TEXT_ALPHA3:
-        return 1, Entry((tables.iso3[first],), "code", strong_only=True), first.lower()
+        return Entry((tables.iso3[first],), "code", strong_only=True), first.lower()
     return None
 
 
@@ -855,22 +1092,27 @@ def extract_origin(
 
     ``lang`` is accepted for API symmetry: every language's cues apply to every text (ads mix languages).
     """
+    ships_from, ships_to, evidence = _extract(text, ships_from_raw, ships_to_raw, tables)
+    return OriginResult(ships_from=ships_from, ships_to=ships_to, evidence=evidence)
+
+
+def _extract(
+    text: str | None, ships_from_raw: str | None, ships_to_raw: str | None, tables: OriginTables | None
+) -> tuple[list[str], list[str], list[dict[str, Any]]]:
+    """:func:`extract_origin` as a plain (ships_from, ships_to, evidence) tuple, for the per-record loop."""
     tb = tables or default_tables()
-    to_source = ships_to_raw
-    if (
-        not (isinstance(to_source, str) and to_source.strip())
-        and isinstance(ships_from_raw, str)
-        and "to" in ships_from_raw.lower()
-        and _TO_SPLIT_RE.search(ships_from_raw)
-    ):
-        to_source = ships_from_raw  # Agora: "Netherlands To: Worldwide"
-    if tables is None:
-        field_from = normalise_location_field(ships_from_raw, "from")
-        field_to = normalise_location_field(to_source, "to")
-    else:
-        field_from = tb.field(ships_from_raw, "from")
-        field_to = tb.field(to_source, "to")
-    domestic_field = tb.is_domestic(to_source)
+    # a market repeats a few hundred field values millions of times: what they say is memoised per pair
+    key = (ships_from_raw, ships_to_raw)
+    try:
+        fields = tb._fields_memo.get(key)
+    except TypeError:  # an unhashable value where a string belongs: read, not memoised
+        fields = _read_fields(ships_from_raw, ships_to_raw, tables, tb)
+    if fields is None:
+        fields = _read_fields(ships_from_raw, ships_to_raw, tables, tb)
+        if len(tb._fields_memo) < _MEMO_LIMIT:
+            tb._fields_memo[key] = fields
+    field_from, field_to = list(fields[0]), list(fields[1])
+    domestic_field, digital_field = fields[2], fields[3]
 
     evidence: list[dict[str, Any]] = []
     strong_from: list[str] = []
@@ -878,7 +1120,8 @@ def extract_origin(
     strong_to: list[str] = []
     domestic_text = False
     if text:
-        mentions = _text_mentions(text, tb, field_from)
+        scan = _Scan(text, tb)
+        mentions = _text_mentions(text, tb, field_from, scan)
         for m in mentions:
             if m.excluded or m.role is None:
                 continue
@@ -895,18 +1138,26 @@ def extract_origin(
                     strong_to.append(code)
                     evidence.append(_ev(text, m, code, "to"))
         low = text.lower()
-        worldwide = tb.re_worldwide.finditer(text) if _gate_open(tb.gate_worldwide, low) else iter(())
+        worldwide = (
+            tb.re_worldwide.finditer(text)
+            if scan.seen & _WORLDWIDE_WORD and _gate_open(tb.gate_worldwide, low)
+            else iter(())
+        )
         for wm in worldwide:
             if not tb.re_exclusion.search(text, max(0, wm.start() - 40), wm.start()):
                 strong_to.append("WW")
                 evidence.append(
                     {"text": wm.group(), "start": wm.start(), "end": wm.end(), "code": "WW", "role": "to"}
                 )
-        domestic_text = _gate_open(tb.gate_domestic, low) and tb.re_domestic.search(text) is not None
+        domestic_text = (
+            bool(scan.seen & _DOMESTIC_WORD)
+            and _gate_open(tb.gate_domestic, low)
+            and tb.re_domestic.search(text) is not None
+        )
 
     # ships_from: strong text > specific field > weak text > vague field
     vague_field = not field_from or field_from == ["EU"]
-    if isinstance(ships_from_raw, str) and norm_key(ships_from_raw) in tb.field_digital:
+    if digital_field:
         weak_from = []  # "Internet": nothing is posted, a country named in the text is not a dispatch place
     if strong_from:
         ships_from = _dedup(strong_from)
@@ -929,9 +1180,33 @@ def extract_origin(
         ships_to = list(ships_from)
     if "WW" in ships_to:
         ships_to = ["WW"]
-    unique = {(ev["start"], ev["end"], ev["code"], ev["role"]): ev for ev in evidence}
-    evidence = sorted(unique.values(), key=lambda ev: (ev["start"], ev["role"]))
-    return OriginResult(ships_from=ships_from, ships_to=ships_to, evidence=evidence)
+    if len(evidence) > 1:
+        unique = {(ev["start"], ev["end"], ev["code"], ev["role"]): ev for ev in evidence}
+        evidence = sorted(unique.values(), key=lambda ev: (ev["start"], ev["role"]))
+    return ships_from, ships_to, evidence
+
+
+def _read_fields(
+    ships_from_raw: str | None, ships_to_raw: str | None, tables: OriginTables | None, tb: OriginTables
+) -> tuple[tuple[str, ...], tuple[str, ...], bool, bool]:
+    """What the two market fields say: (from codes, to codes, ships_to says "domestic", ships_from says
+    "digital"). ``tables`` None: the packaged tables ``tb`` through the process-wide field cache."""
+    to_source = ships_to_raw
+    if (
+        not (isinstance(to_source, str) and to_source.strip())
+        and isinstance(ships_from_raw, str)
+        and "to" in ships_from_raw.lower()
+        and _TO_SPLIT_RE.search(ships_from_raw)
+    ):
+        to_source = ships_from_raw  # Agora: "Netherlands To: Worldwide"
+    if tables is None:
+        field_from = normalise_location_field(ships_from_raw, "from")
+        field_to = normalise_location_field(to_source, "to")
+    else:
+        field_from = tb.field(ships_from_raw, "from")
+        field_to = tb.field(to_source, "to")
+    digital = isinstance(ships_from_raw, str) and norm_key(ships_from_raw) in tb.field_digital
+    return tuple(field_from), tuple(field_to), tb.is_domestic(to_source), digital
 
 
 def _ev(text: str, m: _Mention, code: str, role: str) -> dict[str, Any]:
@@ -948,7 +1223,7 @@ def _codes_in_lists(text: str, mentions: list[_Mention], tb: OriginTables) -> No
         found = []
         if after := _CODE_AFTER.match(text, m.end):
             found.append((after.start(1), after.end(1)))
-        if before := _CODE_BEFORE.search(text, 0, m.start):
+        if before := _code_before(text, m.start):
             found.append((before.start(1), before.end(1)))
         for start, end in found:
             code = text[start:end]
@@ -960,38 +1235,98 @@ def _codes_in_lists(text: str, mentions: list[_Mention], tb: OriginTables) -> No
                 queue.append(new)
 
 
-def _text_mentions(text: str, tb: OriginTables, field_from: list[str]) -> list[_Mention]:
-    """Every place and flag in the text with its role (from / to / local / None) and strength."""
+class _Scan:
+    """A text's tokens, the :meth:`OriginTables.token_flags` of each, and their union (``seen``)."""
+
+    __slots__ = ("flags", "seen", "tokens")
+
+    def __init__(self, text: str, tb: OriginTables) -> None:
+        self.tokens = list(_TOKEN_RE.finditer(text))
+        # memo hits straight from the memo, mapped in C: no Python call per token
+        flags = list(map(tb._token_flags.get, map(_TOKEN_TEXT, self.tokens)))
+        if None in flags:
+            token_flags = tb.token_flags
+            flags = [
+                token_flags(tok[0]) if f is None else f for f, tok in zip(flags, self.tokens, strict=True)
+            ]
+        self.flags: list[int] = flags  # type: ignore[assignment]
+        seen = tb.ungated_flags
+        for f in self.flags:
+            seen |= f
+        self.seen = seen
+
+
+def _merge_spans(spans: list[tuple[int, int]]) -> tuple[list[int], list[int]]:
+    """Starts and ends of the disjoint spans covering the same positions as ``spans``, in order."""
+    starts: list[int] = []
+    ends: list[int] = []
+    for start, end in sorted(spans):
+        if start >= end:
+            continue
+        if ends and start <= ends[-1]:
+            ends[-1] = max(ends[-1], end)
+        else:
+            starts.append(start)
+            ends.append(end)
+    return starts, ends
+
+
+def _code_before(text: str, end: int) -> re.Match[str] | None:
+    """``_CODE_BEFORE.search(text, 0, end)``, scanning only the tail where a match can start (pages are long).
+
+    A match is a two-letter code, white space, a joiner of at most three characters, white space up to
+    ``end``. The joiner ends at the last non-space character before ``end``, so it starts at most three
+    characters earlier, and the code ends at the last non-space character before that.
+    """
+    last = end
+    while last > 0 and text[last - 1].isspace():
+        last -= 1
+    lo = max(0, last - 3)
+    while lo > 0 and text[lo - 1].isspace():
+        lo -= 1
+    return _CODE_BEFORE.search(text, max(0, lo - 2), end)
+
+
+def _text_mentions(
+    text: str, tb: OriginTables, field_from: list[str], scan: _Scan | None = None
+) -> list[_Mention]:
+    """Every place and flag in the text with its role (from / to / local / None) and strength.
+
+    ``scan``: the text's tokens, when the caller has them already.
+    """
+    scan = scan or _Scan(text, tb)
     low = text.lower()
-    masked = [m.span() for m in tb.re_stop.finditer(text)] if _gate_open(tb.gate_stop, low) else []
+    masked = (
+        [m.span() for m in tb.re_stop.finditer(text)]
+        if scan.seen & _STOP_WORD and _gate_open(tb.gate_stop, low)
+        else []
+    )
     mentions: list[_Mention] = []
     if "." in text and ("ee." in low or "u.s" in low or "u.k" in low or "e.u" in low or "u.e" in low):
         for dm in _DOTTED_RE.finditer(text):
             code = _DOTTED[re.sub(r"[\s.]", "", dm.group()).upper()]
             mentions.append(_Mention(dm.start(), dm.end(), [code], Entry((code,), "code"), key=code.lower()))
             masked.append(dm.span())
-    tokens = list(_TOKEN_RE.finditer(text))
-    i = 0
-    n_tokens = len(tokens)
-    can_start = tb.can_start
-    while i < n_tokens:
-        tok = tokens[i]
-        word = tok[0]
-        # cheap rejections first: most tokens of a title are numbers, units and product words
-        if not word[0].isalpha() or not (can_start(word) or (len(word) <= 3 and word.isupper())):
-            i += 1
-            continue
-        if masked and any(s <= tok.start() < e for s, e in masked):
-            i += 1
-            continue
-        hit = _lookup(tb, text, tokens, i)
-        if hit is None:
-            i += 1
-            continue
-        size, entry, key = hit
-        start, end = tok.start(), tokens[i + size - 1].end()
-        mentions.append(_Mention(start, end, list(entry.codes), entry, key=key))
-        i += size
+    tokens = scan.tokens
+    if scan.seen & _PLACE_START:
+        mask_starts, mask_ends = _merge_spans(masked)
+        next_free = 0  # tokens before this one belong to the last place found
+        for i, flags in enumerate(scan.flags):
+            # cheap rejections first: most tokens of a title are numbers, units and product words
+            if not flags & _PLACE_START or i < next_free:
+                continue
+            tok = tokens[i]
+            if mask_starts:
+                k = bisect.bisect_right(mask_starts, tok.start()) - 1
+                if k >= 0 and tok.start() < mask_ends[k]:
+                    continue  # inside a stop phrase or a dotted abbreviation
+            hit = _lookup(tb, text, tokens, i)
+            if hit is None:
+                continue
+            size, entry, key = hit
+            start, end = tok.start(), tokens[i + size - 1].end()
+            mentions.append(_Mention(start, end, list(entry.codes), entry, key=key))
+            next_free = i + size
     for fm in _FLAG_RE.finditer(text) if not text.isascii() else ():
         flag = _flag_code(fm.group())
         if flag and (flag in tb.iso2 or flag == "EU"):
@@ -1021,7 +1356,7 @@ def _text_mentions(text: str, tb: OriginTables, field_from: list[str]) -> list[_
 
 
 def _assign_roles(text: str, mentions: list[_Mention], tb: OriginTables) -> None:
-    product_countries = frozenset(tb.cues["product_origin_countries"])
+    product_countries = tb.product_countries
     prev: _Mention | None = None
     for idx, m in enumerate(mentions):
         if m.routed:
@@ -1032,18 +1367,21 @@ def _assign_roles(text: str, mentions: list[_Mention], tb: OriginTables) -> None
         line_end = len(text) if line_end < 0 else line_end
         before = text[max(line_start, m.start - 60) : m.start]
         after = text[m.end : min(line_end, m.end + 40)]
+        before_low, after_low = _ascii_lower(before), _ascii_lower(after)
         kind = m.entry.kind
-        has_after_cue = bool(
-            tb.re_after_local.search(after) or tb.re_after_from.search(after) or tb.re_after_to.search(after)
-        )
-        # a list continues the role of its head: "ships from UK, NL and DE", "🇩🇪🇦🇹🇨🇭"
+        # a list continues the role of its head: "ships from UK, NL and DE", "🇩🇪🇦🇹🇨🇭", unless a cue
+        # follows the place (the cheap tests first: most places have no role-bearing place before them)
         if (
-            not has_after_cue
-            and prev is not None
+            prev is not None
             and prev.role is not None
             and prev.end <= m.start
             and "\n" not in text[prev.end : m.start]
             and _LIST_GLUE.match(text[prev.end : m.start])
+            and not (
+                tb.cue_after_local.search(after, after_low)
+                or tb.cue_after_from.search(after, after_low)
+                or tb.cue_after_to.search(after, after_low)
+            )
         ):
             m.role, m.strong, m.excluded = prev.role, prev.strong, prev.excluded
             prev = m
@@ -1054,7 +1392,7 @@ def _assign_roles(text: str, mentions: list[_Mention], tb: OriginTables) -> None
             gap = text[m.end : nxt.start]
             if nxt.start >= m.end and "\n" not in gap and tb.re_route.match(gap) and kind != "ww":
                 m.role, m.strong = "from", True
-                m.excluded = tb.re_exclusion.search(before) is not None
+                m.excluded = tb.cue_exclusion.search(before, before_low) is not None
                 nxt.role, nxt.strong, nxt.routed = "to", True, True
                 prev = nxt
                 continue
@@ -1062,23 +1400,24 @@ def _assign_roles(text: str, mentions: list[_Mention], tb: OriginTables) -> None
         strong = False
         bare_from = False
         cue_blocked = False
-        if tb.re_local_before.search(before):
+        if tb.cue_local_before.search(before, before_low):
             role, strong = "local", True
             if kind == "region" or (kind in ("country", "code") and not _WITHIN.search(before)):
                 role = "to"  # "доставка по всей Европе", "delivery across Germany": a destination
-        elif tb.re_to_before.search(before):
+        elif tb.cue_to_before.search(before, before_low):
             role, strong = "to", True
-        elif cue := tb.re_from_before.search(before):
+        elif cue := tb.cue_from_before.search(before, before_low):
             role, strong = "from", True
-            bare_from = tb.re_ship_from_before.search(before) is None
-            if bare_from and tb.re_product_last.search(before[: cue.start()]):
+            bare_from = tb.cue_ship_from_before.search(before, before_low) is None
+            head = before[: cue.start()]
+            if bare_from and tb.cue_product_last.search(head, _ascii_lower(head)):
                 # "MDMA crystals from the Netherlands", "hash from Morocco": where the product was made
                 role, cue_blocked = None, True
-        elif tb.re_after_local.search(after):
+        elif tb.cue_after_local.search(after, after_low):
             role, strong = "local", True
-        elif tb.re_after_from.search(after):
+        elif tb.cue_after_from.search(after, after_low):
             role, strong = "from", True
-        elif tb.re_after_to.search(after):
+        elif tb.cue_after_to.search(after, after_low):
             role, strong = "to", True
         elif kind != "flag" and _bracketed(text, m):
             role, strong = "from", True
@@ -1113,18 +1452,23 @@ def _assign_roles(text: str, mentions: list[_Mention], tb: OriginTables) -> None
         if kind in ("city", "state") and not strong:
             role = None
         m.role, m.strong = role, strong
-        m.excluded = role is not None and tb.re_exclusion.search(before) is not None
+        m.excluded = role is not None and tb.cue_exclusion.search(before, before_low) is not None
         prev = m
 
 
 def _bracketed(text: str, m: _Mention) -> bool:
     """A tag such as "[UK]", "(NL)", "*DE*", "| USA |"."""
-    left = text[: m.start].rstrip(" ")
-    right = text[m.end :].lstrip(" ")
-    if not left or not right:
+    # the characters beside the mention, spaces skipped (indices, not slices: pages can be long)
+    left = m.start
+    while left > 0 and text[left - 1] == " ":
+        left -= 1
+    right = m.end
+    while right < len(text) and text[right] == " ":
+        right += 1
+    if left == 0 or right == len(text):
         return False
-    opener = left[-1]
-    return opener in _CLOSERS and right[0] == _CLOSERS[opener]
+    opener = text[left - 1]
+    return opener in _CLOSERS and text[right] == _CLOSERS[opener]
 
 
 # ------------------------------------------------------------------------------------------- head
@@ -1155,20 +1499,21 @@ class OriginHead:
             return list(records[name]) if name in records else [None] * n
 
         tables = self.tables  # None: the packaged tables with the process-wide field cache
-        out: dict[str, list[Any]] = {"ships_from": [], "ships_to": [], "origin_evidence": []}
-        for text, sf, st, lang in zip(
-            col("text"), col("ships_from_raw"), col("ships_to_raw"), col("lang"), strict=True
-        ):
-            res = extract_origin(
+        out_from: list[Any] = []
+        out_to: list[Any] = []
+        out_evidence: list[Any] = []
+        out = {"ships_from": out_from, "ships_to": out_to, "origin_evidence": out_evidence}
+        # the "lang" column is not read: extract_origin applies every language's cues to every text
+        for text, sf, st in zip(col("text"), col("ships_from_raw"), col("ships_to_raw"), strict=True):
+            ships_from, ships_to, evidence = _extract(
                 text if isinstance(text, str) else "",
                 sf if isinstance(sf, str) else None,
                 st if isinstance(st, str) else None,
-                lang if isinstance(lang, str) else None,
-                tables=tables,
+                tables,
             )
-            out["ships_from"].append(res.ships_from)
-            out["ships_to"].append(res.ships_to)
-            out["origin_evidence"].append(res.evidence)
+            out_from.append(ships_from)
+            out_to.append(ships_to)
+            out_evidence.append(evidence)
         return out
 
     def save(self, directory: Path) -> None:
