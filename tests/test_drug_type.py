@@ -374,11 +374,11 @@ def test_fast_scoring_path_equals_the_pipeline(head: DrugTypeHead) -> None:
 
 
 @pytest.mark.parametrize("which", ["terms", "strong", "offer"])
-def test_finditer_fast_equals_finditer(which: str) -> None:
+def test_twin_regex_finditer_equals_finditer(which: str) -> None:
     """Spans and groups of the twin on lower-cased ASCII text equal the IGNORECASE pattern's, on the gold
     texts, their upper-cased copies and edge cases (non-ASCII texts take the plain path)."""
     from pipeline.heads.drug_type import _offer_pattern, load_strong_terms
-    from pipeline.heads.regex_gate import finditer_fast
+    from pipeline.heads.regex_gate import TwinRegex
 
     pattern = {
         "terms": Lexicon(load_lexicon_terms()).pattern,
@@ -388,4 +388,4 @@ def test_finditer_fast_equals_finditer(which: str) -> None:
     texts = _lexicon_probe_texts() + ["MDMA 10G 84%", "KETAMINE ſpeed", "2 X 10MG"]
     for text in texts:
         expected = [(m.span(), m.lastgroup) for m in pattern.finditer(text)]
-        assert [(m.span(), m.lastgroup) for m in finditer_fast(pattern, text)] == expected, text
+        assert [(m.span(), m.lastgroup) for m in TwinRegex(pattern).finditer(text)] == expected, text

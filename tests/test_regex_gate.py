@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from pipeline.heads.regex_gate import _twin_char, finditer_fast, lower_ascii_twin
+from pipeline.heads.regex_gate import TwinRegex, _twin_char, lower_ascii_twin
 
 
 def test_characters_folding_to_ascii_letters_are_refused() -> None:
@@ -53,7 +53,7 @@ def test_twin_only_when_certain(pattern: str, flags: int, twinned: bool) -> None
     ["MDMA 10G 84%", "Ships From Germany", "speed Delivery", "", "ſpeed", "KETAMINE \u212a", "x" * 300],
 )
 @pytest.mark.parametrize("pattern", [r"(?i)\bspeed\b(?! ?(delivery))", r"(?i)ships? from|mdma|\d+\s*g\b"])
-def test_finditer_fast_equals_finditer(pattern: str, text: str) -> None:
+def test_twin_regex_finditer_equals_finditer(pattern: str, text: str) -> None:
     regex = re.compile(pattern)
     expected = [(m.span(), m.lastindex) for m in regex.finditer(text)]
-    assert [(m.span(), m.lastindex) for m in finditer_fast(regex, text)] == expected
+    assert [(m.span(), m.lastindex) for m in TwinRegex(regex).finditer(text)] == expected
