@@ -23,7 +23,7 @@ from pipeline.heads.origin import (
     extract_origin,
     normalise_location_field,
 )
-from pipeline.heads.regex_gate import lower_ascii_twin
+from pipeline.heads.regex_gate import TwinRegex, lower_ascii_twin
 
 GOLD = Path(__file__).resolve().parents[1] / "data" / "gold" / "origin.jsonl"
 LOCATIONS = yaml.safe_load((RESOURCE_DIR / "locations.yaml").read_text("utf-8"))
@@ -701,7 +701,7 @@ def test_every_cue_search_has_an_ascii_twin() -> None:
     tables = origin.default_tables()
     searches = [v for k, v in vars(tables).items() if k.startswith("cue_")]
     assert len(searches) == 9
-    assert all(isinstance(s, origin._CueSearch) and s.twin is not None for s in searches)
+    assert all(isinstance(s, TwinRegex) and s.twin is not None for s in searches)
 
 
 def test_ascii_twins_match_where_the_regexes_do() -> None:

@@ -146,6 +146,14 @@ class TwinRegex:
         self.regex = regex
         self.twin = lower_ascii_twin(regex)
 
+    def search(self, text: str, low: str | None) -> re.Match[str] | None:
+        """``regex.search(text)``, or the twin's search of ``low``: ``text.lower()`` of an ASCII text, else
+        None (a caller searching one text many times lowers it once). Only the positions of the match agree
+        with the regex's, not its text."""
+        if low is not None and self.twin is not None:
+            return self.twin.search(low)
+        return self.regex.search(text)
+
     def finditer(self, text: str) -> Iterator[re.Match[str]]:
         """``regex.finditer(text)``, through the twin on ASCII text. The matches are then on ``text.lower()``:
         read spans and group names from them, matched text from ``text``."""
