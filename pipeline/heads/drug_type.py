@@ -405,7 +405,8 @@ class DrugTypeHead:
         self.thresholds_ = np.full(len(DRUG_TYPES), self.params.default_threshold)
         self.lexicon = Lexicon(load_lexicon_terms())
         self.strong = Lexicon(load_strong_terms())
-        self._char_counter: tuple[Pipeline, CharWbCounter | None] | None = None  # built at first scoring
+        # the n-gram counter of the fitted pipeline: built at load, or at the first scoring after fit
+        self._char_counter: tuple[Pipeline, CharWbCounter | None] | None = None
 
     def _build(self) -> Pipeline:
         p = self.params
@@ -476,7 +477,10 @@ class DrugTypeHead:
         if self.pipeline_ is None:
             raise RuntimeError("DrugTypeHead is not fitted")
         features = dict(self.pipeline_.named_steps["features"].transformer_list).get("lexicon")
-        if not isinstance(features, LexiconFeatures) or features.lexicon().terms != self.lexicon.terms:
+        if (
+            not isinstance(features, LexiconFeatures)
+            or (features.terms or load_lexicon_terms()) != self.lexicon.terms
+        ):
             return None
         search = self.lexicon.search
         return [list(search.finditer(t)) for t in texts]  # spans and groups: see TwinRegex.finditer
