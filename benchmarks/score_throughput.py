@@ -209,7 +209,7 @@ def bare_model(rows: list[dict[str, Any]], models_dir: Path, n: int) -> dict[str
     # the same probabilities the way the head computes them when scoring: character n-grams by CharWbCounter,
     # one lexicon scan (then the strong-name rule, a few percent)
     started = time.perf_counter()
-    head._scores(texts, head._lexicon_hits(texts))
+    head._finish_scores(head._probabilities(texts, head._lexicon_hits(texts)), texts, None)
     fast = time.perf_counter() - started
     counter = head._counter()
     started = time.perf_counter()

@@ -220,6 +220,13 @@ def score(
         bool,
         typer.Option("--fresh", help="Discard an earlier, different batch in --out instead of refusing."),
     ] = False,
+    prior_sample: Annotated[
+        int | None,
+        typer.Option(
+            help="Records per market read to estimate its class mix, which its scores are adapted to "
+            "(default: params score.prior_sample; 0 = score every record on its own)."
+        ),
+    ] = None,
     spark_master: Annotated[
         str, typer.Option(help="Spark master for --engine spark (local[2] here; a cluster URL there).")
     ] = "local[2]",
@@ -239,6 +246,8 @@ def score(
     params = _params(params_file).score
     if chunk_size is not None:
         params = replace(params, chunk_size=chunk_size)
+    if prior_sample is not None:
+        params = replace(params, prior_sample=prior_sample)
     if engine == "spark":
         from pipeline.spark import score_spark
 

@@ -69,7 +69,16 @@ def lomo_rotations(
         # only the set-aside records: the test market's own scores are in the scores table already
         if set_aside is not None:
             extra = set_aside[set_aside["market_key"] == market]
-            extra_scores = head.predict_scores(extra) if len(extra) else np.zeros((0, len(head.thresholds_)))
+            shift = None
+            if getattr(head, "adapts_priors", False) and len(extra):
+                # the shift the market's labelled records gave (the table's test scores were made with it)
+                test = frame[frame["market_key"] == market]
+                shift = head.shifts_for(head.estimate_mixes(test, [market] * len(test))).get(market)
+            extra_scores = (
+                head.predict_scores(extra, logit_shift=shift)
+                if len(extra)
+                else np.zeros((0, len(head.thresholds_)))
+            )
             set_aside_scored[market] = (extra, extra_scores, head.thresholds_.copy())
 
     scores = families.lomo_scores(frame, markets, lambda: DrugTypeHead(dt), on_rotation=score_set_aside)
@@ -111,7 +120,7 @@ def drug_type_metrics(
     metrics: dict[str, Any] = {}
     tables = [families.in_market_scores(head, frame)]
     if len(test):
-        scores = head.predict_scores(test)
+        scores = families.market_scores(head, test)
         y_true = binarize(list(test["labels"]))
         y_pred = binarize(decide(scores, head.thresholds_, head.params.fallback_ratio))
         metrics["in_market_test"] = multilabel_report(y_true, y_pred, min_support=params.min_support)

@@ -125,7 +125,7 @@ def lomo_scores(
         head = make_head().fit(train, val_records=val if len(val) else None)
         if len(val):
             parts.append(score_rows(val, head.predict_scores(val), market, "val"))
-        parts.append(score_rows(test, head.predict_scores(test), market, "test"))
+        parts.append(score_rows(test, market_scores(head, test), market, "test"))
         if on_rotation is not None:
             on_rotation(market, head)
     return pd.concat(parts, ignore_index=True) if parts else empty_scores()
@@ -137,8 +137,18 @@ def in_market_scores(head: Any, frame: pd.DataFrame) -> pd.DataFrame:
     for part in ("val", "test"):
         records = frame[frame["split"] == part]
         if len(records):
-            parts.append(score_rows(records, head.predict_scores(records), IN_MARKET, part))
+            scores = market_scores(head, records) if part == "test" else head.predict_scores(records)
+            parts.append(score_rows(records, scores, IN_MARKET, part))
     return pd.concat(parts, ignore_index=True) if parts else empty_scores()
+
+
+def market_scores(head: Any, records: pd.DataFrame) -> np.ndarray:
+    """``head``'s scores of test records as ``narcotag score`` makes them: a head that adapts to each
+    market's class mix (``adapts_priors``) estimates it from the records of that market (``market_key``)
+    among ``records``. Validation scores are never adapted: thresholds are tuned on the training mix."""
+    if getattr(head, "adapts_priors", False):
+        return np.asarray(head.predict_scores(records, groups=records["market_key"].astype(str).tolist()))
+    return np.asarray(head.predict_scores(records))
 
 
 def empty_scores() -> pd.DataFrame:

@@ -2,11 +2,11 @@
 
 Thresholds are tuned on a validation split drawn from the training markets, but some settings only show
 their worth on a market the model has not seen (how a code the text does not name is treated, the fallback
-to ``non_drug``). In-market validation cannot tell them apart. This module measures them the honest way:
-fit on one market's train split (thresholds tuned on that market's validation split), score every labelled
-record of another market, and sweep the setting on those out-of-market scores. For a leave-one-market-out
-rotation only the pairs of its two training markets are needed, so a value picked here never saw the held-out
-market's labels.
+to ``non_drug``, how far scores move towards the market's own class mix). In-market validation cannot tell
+them apart. This module measures them the honest way: fit on one market's train split (thresholds tuned on
+that market's validation split), score every labelled record of another market, and sweep the setting on
+those out-of-market scores. For a leave-one-market-out rotation only the pairs of its two training markets
+are needed, so a value picked here never saw the held-out market's labels.
 
     python -m pipeline.market_pairs --setting unnamed_keep_score --values 0,0.5,0.9,0.99,0.999,2
 
@@ -27,13 +27,20 @@ import typer
 
 from pipeline.config import Paths
 from pipeline.heads.drug_type import DrugTypeHead, DrugTypeParams, binarize, decide, model_input
+from pipeline.heads.prior_shift import estimate_priors
 from pipeline.metrics import multilabel_report
 from pipeline.params import load_params
 from pipeline.prepare import lomo_markets
 from pipeline.train import labelled_frame
 
-# settings applied after the model's probabilities (strong-name rules, decision): no refit per value
-SWEEPABLE = ("unnamed_keep_score", "strong_floor", "strong_veto_non_drug", "fallback_ratio")
+# settings applied after the model's probabilities (prior shift, strong-name rules, decision): no refit
+SWEEPABLE = (
+    "unnamed_keep_score",
+    "strong_floor",
+    "strong_veto_non_drug",
+    "fallback_ratio",
+    "prior_adaptation",
+)
 
 
 def pair_scores(frame: pd.DataFrame, markets: list[str], params: DrugTypeParams) -> dict[str, Any]:
@@ -69,7 +76,9 @@ def sweep(fitted: dict[str, Any], setting: str, values: list[float]) -> pd.DataF
                 if (fit_market, scored_market) not in fitted["raw"]:
                     continue
                 probabilities, texts = fitted["raw"][fit_market, scored_market]
-                scores = probe._apply_strong_names(probabilities.copy(), texts)
+                # the scored market's class mix, as `narcotag score` estimates it from the market's records
+                shift = probe.shifts_for({0: estimate_priors(probabilities, head.train_prior_)}).get(0)
+                scores = probe._finish_scores(probabilities.copy(), texts, shift)
                 predicted = decide(scores, probe.thresholds_, params.fallback_ratio)
                 summary = multilabel_report(truth[scored_market], binarize(predicted))["summary"]
                 rows.append(

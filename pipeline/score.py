@@ -13,6 +13,13 @@
   only, so after a crash (even ``kill -9``) the same command re-reads the input, skips the chunks the
   manifest lists and scores the rest: no record twice, none missing. A finished batch re-run is a no-op.
 - **Accounting.** At the end ``read = scored + quarantined`` is checked per source and overall.
+- **Each market's class mix.** Before the chunks, a first pass reads the input and estimates, per market,
+  the mix of drug types it sells from a sample of up to ``prior_sample`` of its records (EM on the
+  drug_type model's own scores, :mod:`pipeline.heads.prior_shift`); every record of that market is then
+  scored with the shift. The shifts are kept in the manifest (a resumed batch uses the same ones) and the
+  estimated mixes in ``summary.json``. A record's labels thus depend on its market's records in the batch,
+  never on its position or chunk; ``prior_sample: 0`` or ``train.drug_type.prior_adaptation: 0`` turns
+  this off.
 - **Derived analytics.** Price in USD, per gram and per unit, from the dated rate table in params
   (``score.usd_rates``, ``score.rates_date``).
 
@@ -102,10 +109,14 @@ class ScoreParams:
     rates_date: str = "2025-06-30"  # the date the rate table is valid for (written into every record)
     usd_rates: dict[str, float] = field(default_factory=lambda: dict(_DEFAULT_USD_RATES))
     report_lowest: int = 40  # lowest-confidence items listed in the report
+    # records per market read to estimate its class mix (0 = no prior adaptation; see the module docstring)
+    prior_sample: int = 5_000
 
     def __post_init__(self) -> None:
         if self.chunk_size < 1:
             raise ValueError("score.chunk_size must be >= 1")
+        if self.prior_sample < 0:
+            raise ValueError("score.prior_sample must be >= 0")
         if self.workers < 0:
             raise ValueError("score.workers must be >= 0")
         bad = [k for k, v in self.usd_rates.items() if not (math.isfinite(v) and v > 0)]
@@ -536,10 +547,12 @@ def check_fields(records: list[dict[str, Any]]) -> None:
                     raise SchemaDrift(f"evidence.{key} entries gained {sorted(item.keys() - known)}")
 
 
-def labelled_records(tagger: Tagger, frame: Any, params: ScoreParams) -> list[dict[str, Any]]:
-    """Tag cleaned records and add what scoring adds: the text the spans index into, title, date, price
-    and the price analytics."""
-    records = tagger.tag(frame)
+def labelled_records(
+    tagger: Tagger, frame: Any, params: ScoreParams, prior_shifts: dict[str, list[float]] | None = None
+) -> list[dict[str, Any]]:
+    """Tag cleaned records (with their markets' ``prior_shifts``) and add what scoring adds: the text the
+    spans index into, title, date, price and the price analytics."""
+    records = tagger.tag(frame, prior_shifts=prior_shifts)
     columns = zip(
         frame["title"].tolist(),
         frame["text"].tolist(),
@@ -796,6 +809,7 @@ class ChunkTask:
     duplicates: list[bool]
     layout: BatchLayout
     params: ScoreParams
+    prior_shifts: dict[str, list[float]] | None = None
 
 
 _TAGGER: Tagger | None = None
@@ -867,7 +881,7 @@ def score_chunk(task: ChunkTask, tagger: Tagger | None = None) -> dict[str, Any]
     rows, quarantine = clean_records(items, NearDupParams(enabled=False), stats)
     quarantine.extend(dup_entries)
     frame = pa.Table.from_pylist(rows, schema=RECORD_SCHEMA).to_pandas()
-    records = labelled_records(tagger, frame, task.params) if rows else []
+    records = labelled_records(tagger, frame, task.params, task.prior_shifts) if rows else []
     layout = task.layout
     _atomic_write(layout.part(task.index), lambda p: write_records(records, p, layout.fmt))
     _write_jsonl(layout.quarantine_part(task.index), quarantine)
@@ -884,6 +898,66 @@ def score_chunk(task: ChunkTask, tagger: Tagger | None = None) -> dict[str, Any]
 
 def _noop() -> int:
     return os.getpid()
+
+
+# --- each market's class mix -------------------------------------------------------------------------
+
+
+def estimate_prior_shifts(
+    specs: list[SourceSpec], tagger: Tagger, sample_size: int, seed: int = 0
+) -> dict[str, Any]:
+    """The first pass: per market (:func:`~pipeline.tagger.prior_group_keys`), a uniform sample of up to
+    ``sample_size`` of its records (reservoir sampling, seeded: the same input gives the same sample),
+    cleaned and scored by the drug_type model, and the log-odds shift towards the class mix EM estimates
+    from them. Returns ``{"shifts": {market: [17 floats]}, "markets": {market: {...}}}``; empty when the
+    champion head does not adapt (another family, a head saved without its training prior, adaptation
+    off) or ``sample_size`` is 0."""
+    head = tagger.heads["drug_type"]
+    if sample_size <= 0 or not getattr(head, "adapts_priors", False):
+        return {"shifts": {}, "markets": {}}
+    import random
+
+    from pipeline.tagger import prior_group_keys
+
+    rng = random.Random(seed)
+    reservoirs: dict[str, list[RawRecord]] = {}
+    seen: Counter[str] = Counter()
+    for item in read_items(specs, {}):
+        if not isinstance(item, RawRecord):
+            continue
+        key = item.market if isinstance(item.market, str) and item.market.strip() else item.source
+        seen[key] += 1
+        reservoir = reservoirs.setdefault(key, [])
+        if len(reservoir) < sample_size:
+            reservoir.append(item)
+        else:
+            slot = rng.randrange(seen[key])
+            if slot < sample_size:
+                reservoir[slot] = item
+    items: list[RawRecord | Rejected] = [item for group in reservoirs.values() for item in group]
+    rows, _ = clean_records(items, NearDupParams(enabled=False), {})
+    if not rows:
+        return {"shifts": {}, "markets": {}}
+    frame = pa.Table.from_pylist(rows, schema=RECORD_SCHEMA).to_pandas()
+    groups = prior_group_keys(frame)
+    mixes = head.estimate_mixes(frame, groups)
+    shifts = head.shifts_for(mixes)
+    used = Counter(groups)
+    markets = {
+        str(key): {
+            "read": int(seen[key]),  # the market's records in the input
+            "used": int(used[key]),  # the sampled ones cleaning kept: what the estimate is from
+            # for the analyst: the share of each code EM estimates (codes under 0.5% left out)
+            "estimated_mix": {
+                c: round(float(v), 4) for c, v in zip(DRUG_TYPES, mix, strict=True) if v >= 0.005
+            },
+        }
+        for key, mix in mixes.items()
+    }
+    return {
+        "shifts": {str(k): [round(float(x), 6) for x in v] for k, v in shifts.items()},
+        "markets": markets,
+    }
 
 
 # --- the batch --------------------------------------------------------------------------------------
@@ -941,6 +1015,7 @@ def score(
         "format": layout.fmt,
         "chunk_size": params.chunk_size,
         "rates": {"date": params.rates_date, "usd": params.usd_rates},
+        "prior_sample": params.prior_sample,
     }
     manifest = open_manifest(layout, batch, fresh)
     done: dict[str, Any] = manifest["chunks"]
@@ -950,6 +1025,11 @@ def score(
     finished_before = bool(manifest.get("complete"))  # a re-run of a finished batch only re-checks
     n_workers = 1 if finished_before else _worker_count(params, workers, estimated)
     tagger = None if finished_before else _use_tagger(ref)  # loaded before any fork: workers share it
+    if "priors" not in manifest:  # the first pass; a resumed batch keeps the shifts it started with
+        say("estimating each market's class mix (first pass over the input)")
+        manifest["priors"] = estimate_prior_shifts(specs, tagger or _use_tagger(ref), params.prior_sample)
+        _write_json(layout.manifest, manifest)
+    prior_shifts = manifest["priors"]["shifts"] or None
     # the Tagger's ~0.5M long-lived objects leave the garbage collector's view: fewer full collections
     # here, and no copy-on-write of the pages a forked worker shares with this process
     gc.freeze()
@@ -995,7 +1075,7 @@ def score(
                     progress.advance(task_id, len(items))
                     continue
                 digests[index] = digest
-                task = ChunkTask(index, items, duplicates, layout, params)
+                task = ChunkTask(index, items, duplicates, layout, params, prior_shifts)
                 if pool is None:
                     finish(score_chunk(task, tagger or _use_tagger(ref)))
                     progress.advance(task_id, len(items))
@@ -1080,6 +1160,7 @@ def _finish_batch(
         "model": {"uri": ref.uri, "name": ref.name, "version": ref.version},
         "format": layout.fmt,
         "rates_date": manifest["batch"]["rates"]["date"],
+        "prior_adaptation": manifest.get("priors", {}).get("markets", {}),
         "outputs": outputs,
         "seconds": round(seconds, 2),
         "chunk_seconds": round(sum(c["seconds"] for c in chunks), 2),

@@ -298,6 +298,9 @@ def score_spark(
         "engine": f"spark ({master})",
         "model": {"uri": str(model), "name": name, "version": version},
         "rates_date": params.rates_date,
+        # the UDF tags each record on its own: no first pass estimates a market's class mix (the local
+        # engine's prior adaptation, docs/scoring.md); labels equal the local engine's with --prior-sample 0
+        "prior_adaptation": "off (the spark engine tags each record on its own)",
         "outputs": {"records": f"{records}/status=ok", "quarantine": f"{records}/status=quarantined"},
         "seconds": round(time.perf_counter() - started, 2),
     }

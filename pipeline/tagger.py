@@ -9,13 +9,14 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from pipeline.heads.prior_shift import row_shifts
 from pipeline.heads.registry import HEADS, OPTIONAL_HEADS, head_class
 from pipeline.taxonomy import DRUG_TYPES, NON_DRUG
 
@@ -66,18 +67,35 @@ class Tagger:
                 heads[name] = head_class(name).load(models_dir / name)
         return cls(heads, model_name, model_version or models_fingerprint(models_dir))
 
-    def tag(self, records: pd.DataFrame) -> list[dict[str, Any]]:
+    def tag(
+        self, records: pd.DataFrame, prior_shifts: Mapping[str, Sequence[float]] | None = None
+    ) -> list[dict[str, Any]]:
         """Labelled records, one per input row, in input order; ``id`` passed through unchanged.
 
         Rows whose model input (:data:`MODEL_INPUT_COLUMNS`) repeats an earlier row's are tagged once:
         re-listed offers are common in scrapes. Every record is its own object all the same.
+
+        ``prior_shifts`` maps a market (:func:`prior_group_keys`) to the drug_type log-odds shift estimated
+        for the whole batch's records of that market (``narcotag score`` does; see
+        :mod:`pipeline.heads.prior_shift`). Without it, a record is tagged on its own.
         """
         if records.empty:
             return []
         records = records.reset_index(drop=True)
-        unique, where = _unique_rows(records)
+        drug_head = self.heads["drug_type"]
+        adapt = bool(prior_shifts) and getattr(drug_head, "adapts_priors", False)
+        groups = prior_group_keys(records) if adapt else None
+        unique, where = _unique_rows(records, groups)
         columns: dict[str, list[Any]] = {}
         for name in HEADS:
+            if name == "drug_type" and groups is not None and prior_shifts:
+                slot_groups = [""] * len(unique)
+                for row, slot in enumerate(where):
+                    slot_groups[slot] = groups[row]
+                shifts = {k: np.asarray(v, dtype=np.float64) for k, v in prior_shifts.items()}
+                matrix = row_shifts(slot_groups, shifts, len(DRUG_TYPES))
+                columns.update(drug_head.predict(unique, logit_shift=matrix))
+                continue
             columns.update(self.heads[name].predict(unique))
         ad_head = self.heads.get("ad_detector")
         kinds = records["kind"].tolist() if "kind" in records else [None] * len(records)
@@ -158,12 +176,24 @@ MODEL_INPUT_COLUMNS: tuple[str, ...] = (
 )
 
 
-def _unique_rows(records: pd.DataFrame) -> tuple[pd.DataFrame, list[int]]:
-    """The rows with distinct model input, and for every row the position of its twin among them."""
+def prior_group_keys(records: pd.DataFrame) -> list[str]:
+    """The market each record's class mix is estimated for: its ``market`` (a market, or a messenger
+    channel), else its ``source``."""
+    n = len(records)
+    market = records["market"].tolist() if "market" in records else [None] * n
+    source = records["source"].tolist() if "source" in records else [None] * n
+    return [m if isinstance(m, str) and m.strip() else (s if isinstance(s, str) else "") for m, s in
+            zip(market, source, strict=True)]  # fmt: skip
+
+
+def _unique_rows(records: pd.DataFrame, groups: list[str] | None = None) -> tuple[pd.DataFrame, list[int]]:
+    """The rows with distinct model input (and ``groups`` key, when given), and for every row the position
+    of its twin among them."""
     present = [c for c in MODEL_INPUT_COLUMNS if c in records]
     if not present:
         return records, list(range(len(records)))
-    keys = zip(*(records[c].tolist() for c in present), strict=True)
+    values = [records[c].tolist() for c in present] + ([groups] if groups is not None else [])
+    keys = zip(*values, strict=True)
     first: dict[tuple[Any, ...], int] = {}
     where = [first.setdefault(key, len(first)) for key in keys]
     if len(first) == len(records):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -389,3 +391,60 @@ def test_twin_regex_finditer_equals_finditer(which: str) -> None:
     for text in texts:
         expected = [(m.span(), m.lastgroup) for m in pattern.finditer(text)]
         assert [(m.span(), m.lastgroup) for m in TwinRegex(pattern).finditer(text)] == expected, text
+
+
+# --- a market's class mix (prior adaptation) -------------------------------------------------------------
+
+
+def _market(n_cannabis: int, n_other: int) -> pd.DataFrame:
+    """A market selling mostly cannabis, with some documents and a few pills: a mix unlike training's."""
+    cannabis = ["Amnesia Haze buds 10g", "OG Kush 28g flowers", "Moroccan hash 25g", "THC vape cart 1ml"]
+    other = ["Fake ID template psd", "Netflix premium account", "Xanax bars 2mg x100"]
+    texts = [cannabis[i % 4] + f" batch {i}" for i in range(n_cannabis)]
+    texts += [other[i % 3] + f" batch {i}" for i in range(n_other)]
+    return _frame(texts)
+
+
+def test_training_prior_is_kept_and_saved(head: DrugTypeHead, tmp_path: Path) -> None:
+    expected = binarize([codes for _, codes in TRAIN]).mean(axis=0)
+    assert head.train_prior_ is not None
+    np.testing.assert_allclose(head.train_prior_, expected)
+    head.save(tmp_path / "dt")
+    loaded = DrugTypeHead.load(tmp_path / "dt")
+    assert loaded.train_prior_ is not None
+    np.testing.assert_allclose(loaded.train_prior_, expected)
+    (tmp_path / "dt" / "train_prior.json").unlink()  # a head saved before the prior was kept
+    older = DrugTypeHead.load(tmp_path / "dt")
+    assert older.train_prior_ is None and not older.adapts_priors
+
+
+def test_adaptation_moves_scores_towards_the_markets_mix(head: DrugTypeHead) -> None:
+    adapting = copy.copy(head)
+    adapting.params = dataclasses.replace(head.params, prior_adaptation=0.75, prior_adaptation_min_records=50)
+    market = _market(270, 30)
+    plain = head.predict_scores(market)
+    # off: groups change nothing
+    np.testing.assert_array_equal(head.predict_scores(market, groups=["m"] * len(market)), plain)
+    adapted = adapting.predict_scores(market, groups=["m"] * len(market))
+    mixes = adapting.estimate_mixes(market, ["m"] * len(market))
+    cannabis, non_drug = DRUG_TYPES.index("cannabis"), DRUG_TYPES.index("non_drug")
+    assert head.train_prior_ is not None
+    assert mixes["m"][cannabis] > head.train_prior_[cannabis]  # 90% cannabis against 10% in training
+    assert mixes["m"][non_drug] < head.train_prior_[non_drug]
+    assert (adapted[:, cannabis] >= plain[:, cannabis] - 1e-12).all()
+    assert adapted[:, cannabis].mean() > plain[:, cannabis].mean()
+    # the same shift through the per-record matrix the Tagger passes
+    shift = adapting.shifts_for(mixes)["m"]
+    np.testing.assert_allclose(adapting.predict_scores(market, logit_shift=shift), adapted)
+    predicted = adapting.predict(market, logit_shift=np.tile(shift, (len(market), 1)))
+    assert [s["cannabis"] for s in predicted["drug_type_scores"]] == list(np.round(adapted[:, cannabis], 4))
+
+
+def test_small_markets_keep_their_scores(head: DrugTypeHead) -> None:
+    adapting = copy.copy(head)
+    adapting.params = dataclasses.replace(head.params, prior_adaptation=1.0, prior_adaptation_min_records=100)
+    market = _market(60, 10)
+    assert adapting.estimate_mixes(market, ["small"] * len(market)) == {}
+    np.testing.assert_array_equal(
+        adapting.predict_scores(market, groups=["small"] * len(market)), head.predict_scores(market)
+    )

@@ -6,7 +6,9 @@ import pandas as pd
 import pytest
 
 from pipeline.heads.drug_type import DrugTypeParams
+from pipeline.heads.prior_shift import estimate_priors
 from pipeline.market_pairs import pair_scores, pick_per_rotation, sweep
+from pipeline.taxonomy import DRUG_TYPES
 
 # each market words the same goods its own way; "brown sugar" is heroin slang that also names an MDMA
 ROWS = {
@@ -93,3 +95,29 @@ def test_pick_uses_only_the_other_markets_pairs() -> None:
     assert picks["c"] == 1.0  # c held out: only a<->b count
     assert picks["b"] == 2.0  # b held out: only a->c counts
     assert "a" not in picks  # no pair without a
+
+
+def test_prior_adaptation_is_swept_on_the_scored_markets_own_mix() -> None:
+    """0 is the plain model; a value > 0 shifts each scored market's scores towards the mix EM estimates
+    from that market's records, so the table changes with the value (and the heads keep their prior)."""
+    markets = sorted(ROWS)
+    frame = _frame()
+    # one market sells mostly heroin: a mix far from the others'
+    heroin = frame[(frame["market_key"] == "south") & frame["labels"].map(lambda x: x == ["heroin"])]
+    frame = pd.concat(
+        [frame] + [heroin.assign(id=heroin["id"] + f"-x{i}") for i in range(6)], ignore_index=True
+    )
+    fitted = pair_scores(frame, markets, DrugTypeParams(C=50.0, min_df=1, char_max_features=20_000))
+    assert all(h.train_prior_ is not None for h in fitted["heads"].values())
+    table = sweep(fitted, "prior_adaptation", [0.0, 1.0])
+    plain = sweep(fitted, "unnamed_keep_score", [0.0])
+    zero = table[table["value"] == 0.0].reset_index(drop=True)
+    assert zero[["macro_f1", "micro_f1"]].equals(plain[["macro_f1", "micro_f1"]])
+    heroin_code = DRUG_TYPES.index("heroin")
+    for fit_market in ("north", "west"):
+        head = fitted["heads"][fit_market]
+        raw, _ = fitted["raw"][fit_market, "south"]
+        assert estimate_priors(raw, head.train_prior_)[heroin_code] > 2 * head.train_prior_[heroin_code]
+    # scored with its own mix, the heroin-heavy market is tagged better by the head fitted on "north"
+    wide = table.pivot_table(index=["fit", "scored"], columns="value", values="macro_f1")
+    assert wide.loc[("north", "south"), 1.0] > wide.loc[("north", "south"), 0.0]

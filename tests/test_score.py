@@ -248,3 +248,85 @@ def test_repeated_rows_are_tagged_once_into_separate_records(tiny_project):
         assert again["id"] == first["id"] + "-again"
         assert {k: v for k, v in again.items() if k != "id"} == {k: v for k, v in first.items() if k != "id"}
         assert again["drug_type_scores"] is not first["drug_type_scores"]  # no shared nested values
+
+
+def test_each_market_is_scored_with_its_own_class_mix(tiny_project, tmp_path):
+    """The first pass estimates each market's mix from its records; every record of the market is tagged
+    with that shift, whatever its chunk; the shifts are kept in the manifest and the mixes in the summary."""
+    from pipeline.score import estimate_prior_shifts, expand_inputs
+    from pipeline.tagger import Tagger
+
+    inputs = [tiny_project.sample / "listings.jsonl"]
+    small = score(inputs, tmp_path / "small.jsonl", tiny_project.models, params=small_params(chunk_size=37))
+    large = score(inputs, tmp_path / "large.jsonl", tiny_project.models, params=small_params(chunk_size=5000))
+    assert (tmp_path / "small.jsonl").read_text() == (tmp_path / "large.jsonl").read_text()
+    mixes = small["prior_adaptation"]
+    assert mixes and mixes == large["prior_adaptation"]
+    for market in mixes.values():
+        assert 30 <= market["used"] <= market["read"] <= market["used"] + 5  # a few quarantined
+        assert 0.95 <= sum(market["estimated_mix"].values()) <= 1.6  # multi-label: shares of codes
+    manifest = json.loads((tmp_path / "small.jsonl.score" / "manifest.json").read_text())
+    assert set(manifest["priors"]["shifts"]) == set(mixes)
+
+    # the records are what the Tagger gives with those shifts, and differ from tagging without them
+    tagger = Tagger.load(tiny_project.models)
+    again = estimate_prior_shifts(expand_inputs(inputs, None, None), tagger, 5000)
+    assert again == manifest["priors"]  # seeded sample: the same input gives the same shifts
+    plain = score(inputs, tmp_path / "plain.jsonl", tiny_project.models, params=small_params(prior_sample=0))
+    assert plain["prior_adaptation"] == {}
+    adapted, unadapted = (
+        list(read_labelled(tmp_path / "small.jsonl")),
+        list(read_labelled(tmp_path / "plain.jsonl")),
+    )
+    assert [r["id"] for r in adapted] == [r["id"] for r in unadapted]
+    moved = sum(
+        a["drug_type_scores"] != u["drug_type_scores"] for a, u in zip(adapted, unadapted, strict=True)
+    )
+    assert moved > len(adapted) // 2
+    assert check_labelled(tmp_path / "small.jsonl") is None or "0 break the contract" in check_labelled(
+        tmp_path / "small.jsonl"
+    )
+
+
+def test_the_mix_sample_is_a_uniform_sample_of_large_markets(tiny_project, tmp_path):
+    from pipeline.score import estimate_prior_shifts, expand_inputs
+    from pipeline.tagger import Tagger
+
+    tagger = Tagger.load(tiny_project.models)
+    specs = expand_inputs([tiny_project.sample / "listings.jsonl"], None, None)
+    full = estimate_prior_shifts(specs, tagger, 5000)
+    sampled = estimate_prior_shifts(specs, tagger, 40)
+    assert set(sampled["markets"]) <= set(full["markets"])
+    for key, market in sampled["markets"].items():
+        assert market["used"] <= 40 < market["read"] == full["markets"][key]["read"]
+    assert estimate_prior_shifts(specs, tagger, 0) == {"shifts": {}, "markets": {}}
+
+
+def test_tagging_with_shifts_adapts_only_the_named_market(tiny_project):
+    from pipeline.tagger import Tagger, prior_group_keys
+
+    tagger = Tagger.load(tiny_project.models)
+    frame = pd.read_parquet(tiny_project.root / "data/interim/records.parquet")
+    frame = frame[frame["kind"] == "listing"].head(80).reset_index(drop=True)
+    groups = prior_group_keys(frame)
+    target = groups[0]
+    cannabis = ["cannabis"]
+    shift = [0.0] * 17
+    shift[0] = 3.0  # cannabis is the first code: a market that sells far more of it
+    plain = tagger.tag(frame)
+    shifted = tagger.tag(frame, prior_shifts={target: shift})
+    for group, p, s in zip(groups, plain, shifted, strict=True):
+        if group == target:
+            assert s["drug_type_scores"]["cannabis"] >= p["drug_type_scores"]["cannabis"]
+        else:
+            assert s == p
+    assert any(
+        s["drug_type_scores"]["cannabis"] > p["drug_type_scores"]["cannabis"]
+        for s, p in zip(shifted, plain, strict=True)
+    )
+    # the same row in two markets is tagged once per market
+    twin = pd.concat([frame.iloc[[0]], frame.iloc[[0]].assign(id="other-market", market="elsewhere")])
+    first, second = tagger.tag(twin, prior_shifts={target: shift})
+    assert first["drug_type_scores"] != second["drug_type_scores"]
+    assert second["drug_type_scores"] == tagger.tag(twin.iloc[[1]])[0]["drug_type_scores"]
+    assert cannabis  # the code the shift moves

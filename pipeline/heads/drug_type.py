@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+from collections.abc import Hashable, Sequence
 from dataclasses import asdict, dataclass
 from functools import cache
 from importlib import resources
@@ -37,6 +38,7 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 
 from pipeline.heads.base import load_skops
 from pipeline.heads.char_ngrams import CharWbCounter, supports
+from pipeline.heads.prior_shift import apply_shift, group_priors, group_shifts, logit_shift, row_shifts
 from pipeline.heads.regex_gate import TwinRegex
 from pipeline.taxonomy import DRUG_TYPES, NON_DRUG
 
@@ -66,6 +68,11 @@ class DrugTypeParams:
     # next to a code the text names unambiguously, a drug code it does not name keeps its score only at or
     # above this (else x UNNAMED_FACTOR); 0 = off. "Brown Sugar" MDMA is MDMA, not also heroin.
     unnamed_keep_score: float = 0.0
+    # scoring a market: its class mix estimated from its own records (EM) and the scores shifted towards it,
+    # this share of the full log-odds shift (pipeline/heads/prior_shift.py); 0 = off. Groups smaller than
+    # prior_adaptation_min_records keep their scores.
+    prior_adaptation: float = 0.0
+    prior_adaptation_min_records: int = 200
     threshold_grid_step: float = 0.05
     default_threshold: float = 0.5
     n_jobs: int = 1
@@ -403,6 +410,9 @@ class DrugTypeHead:
         self.params = params or DrugTypeParams()
         self.pipeline_: Pipeline | None = None
         self.thresholds_ = np.full(len(DRUG_TYPES), self.params.default_threshold)
+        # the share of training records per code: the class mix the probabilities carry (None: a head saved
+        # before it was kept, which is never prior-adapted)
+        self.train_prior_: np.ndarray | None = None
         self.lexicon = Lexicon(load_lexicon_terms())
         self.strong = Lexicon(load_strong_terms())
         # the n-gram counter of the fitted pipeline: built at load, or at the first scoring after fit
@@ -458,6 +468,7 @@ class DrugTypeHead:
         # a code without positives gets a constant (zero) predictor from one-vs-rest: the column stays
         self.pipeline_ = self._build().fit(model_input(records), y)
         _slim_vectorizers(self.pipeline_)
+        self.train_prior_ = y.mean(axis=0).astype(np.float64)
         self.thresholds_ = np.full(len(DRUG_TYPES), self.params.default_threshold)
         if val_records is not None and len(val_records):
             val_labels = val_labels if val_labels is not None else list(val_records["labels"])
@@ -466,10 +477,52 @@ class DrugTypeHead:
             )
         return self
 
-    def predict_scores(self, records: pd.DataFrame) -> np.ndarray:
-        """An (n, 17) matrix of per-code probabilities."""
+    def predict_scores(
+        self,
+        records: pd.DataFrame,
+        groups: Sequence[Hashable] | None = None,
+        logit_shift: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """An (n, 17) matrix of per-code scores. With ``groups`` (a market key per record) and
+        ``prior_adaptation`` on, each group's scores are first shifted towards its own class mix
+        (:meth:`estimate_mixes`); ``logit_shift`` (one row per record, or one for all) gives the shift
+        instead."""
         texts = model_input(records)
-        return self._scores(texts, self._lexicon_hits(texts))
+        hits = self._lexicon_hits(texts)
+        raw = self._probabilities(texts, hits)
+        if groups is not None:
+            logit_shift = row_shifts(list(groups), self._shifts_from(raw, list(groups)), len(DRUG_TYPES))
+        return self._finish_scores(raw, texts, logit_shift)
+
+    @property
+    def adapts_priors(self) -> bool:
+        """Whether this head shifts a market's scores towards its class mix (on, with a training prior)."""
+        return self.params.prior_adaptation > 0 and self.train_prior_ is not None
+
+    def estimate_mixes(self, records: pd.DataFrame, groups: Sequence[Hashable]) -> dict[Hashable, np.ndarray]:
+        """Per group (market) of ``records`` with at least ``prior_adaptation_min_records`` rows, its class
+        mix as EM estimates it from the group's own scores (see :mod:`pipeline.heads.prior_shift`); nothing
+        when adaptation is off."""
+        if not self.adapts_priors or not len(records):
+            return {}
+        assert self.train_prior_ is not None
+        texts = model_input(records)
+        raw = self._probabilities(texts, self._lexicon_hits(texts))
+        return group_priors(raw, list(groups), self.train_prior_, self.params.prior_adaptation_min_records)
+
+    def shifts_for(self, mixes: dict[Hashable, np.ndarray]) -> dict[Hashable, np.ndarray]:
+        """The damped log-odds shift (``prior_adaptation``) of each market's estimated mix."""
+        if not self.adapts_priors:
+            return {}
+        assert self.train_prior_ is not None
+        return {k: logit_shift(m, self.train_prior_, self.params.prior_adaptation) for k, m in mixes.items()}
+
+    def _shifts_from(self, raw: np.ndarray, groups: list[Hashable]) -> dict[Hashable, np.ndarray]:
+        if not self.adapts_priors:
+            return {}
+        assert self.train_prior_ is not None
+        damping, least = self.params.prior_adaptation, self.params.prior_adaptation_min_records
+        return group_shifts(raw, groups, self.train_prior_, damping, least)
 
     def _lexicon_hits(self, texts: list[str]) -> list[list[re.Match[str]]] | None:
         """The lexicon matches in each model text when the features count the head's own lexicon (always, for
@@ -485,16 +538,15 @@ class DrugTypeHead:
         search = self.lexicon.search
         return [list(search.finditer(t)) for t in texts]  # spans and groups: see TwinRegex.finditer
 
-    def _scores(self, texts: list[str], hits: list[list[re.Match[str]]] | None) -> np.ndarray:
-        """What ``pipeline_.predict_proba(texts)`` returns (then strong names applied), computed faster: the
-        character n-grams by :class:`CharWbCounter` and the lexicon columns from ``hits``; the same numbers
-        (tests compare both paths)."""
+    def _probabilities(self, texts: list[str], hits: list[list[re.Match[str]]] | None) -> np.ndarray:
+        """What ``pipeline_.predict_proba(texts)`` returns, computed faster: the character n-grams by
+        :class:`CharWbCounter` and the lexicon columns from ``hits``; the same numbers (tests compare both
+        paths)."""
         assert self.pipeline_ is not None
         union: FeatureUnion = self.pipeline_.named_steps["features"]
         plain_union = union.transformer_weights is None
         if not plain_union or list(self.pipeline_.named_steps) != ["features", "classifier"]:
-            scores = np.asarray(self.pipeline_.predict_proba(texts))
-            return self._apply_strong_names(scores, texts)
+            return np.asarray(self.pipeline_.predict_proba(texts))
         counter = self._counter()
         parts = []
         for name, transformer in union.transformer_list:
@@ -506,7 +558,12 @@ class DrugTypeHead:
             else:
                 parts.append(transformer.transform(texts))
         features = sp.hstack(parts).tocsr()
-        scores = np.asarray(self.pipeline_.named_steps["classifier"].predict_proba(features))
+        return np.asarray(self.pipeline_.named_steps["classifier"].predict_proba(features))
+
+    def _finish_scores(self, raw: np.ndarray, texts: list[str], shift: np.ndarray | None) -> np.ndarray:
+        """The model's probabilities -> the head's scores: the market's prior shift (if any), then the strong
+        names."""
+        scores = apply_shift(raw, shift) if shift is not None and np.any(shift) else raw
         return self._apply_strong_names(scores, texts)
 
     def _counter(self) -> CharWbCounter | None:
@@ -540,11 +597,12 @@ class DrugTypeHead:
             scores[low] *= UNNAMED_FACTOR
         return scores
 
-    def predict(self, records: pd.DataFrame) -> dict[str, list[Any]]:
-        """``drug_types``, ``drug_type_scores`` and ``drug_type_evidence`` per record."""
+    def predict(self, records: pd.DataFrame, logit_shift: np.ndarray | None = None) -> dict[str, list[Any]]:
+        """``drug_types``, ``drug_type_scores`` and ``drug_type_evidence`` per record; ``logit_shift`` (one
+        row per record, from :meth:`shifts_for` of its market) adapts the scores to the market's mix."""
         texts = model_input(records)
         hits = self._lexicon_hits(texts)
-        scores = self._scores(texts, hits)
+        scores = self._finish_scores(self._probabilities(texts, hits), texts, logit_shift)
         evidence = self._evidence(records, hits) if hits is not None else None
         return drug_type_columns(
             scores, self.thresholds_, self.params.fallback_ratio, self.lexicon, records, evidence
@@ -578,6 +636,9 @@ class DrugTypeHead:
             json.dumps(dict(zip(DRUG_TYPES, map(float, self.thresholds_), strict=True)), indent=2)
         )
         (directory / "params.json").write_text(json.dumps(asdict(self.params), indent=2))
+        if self.train_prior_ is not None:
+            prior = dict(zip(DRUG_TYPES, map(float, self.train_prior_), strict=True))
+            (directory / "train_prior.json").write_text(json.dumps(prior, indent=2))
         lexicon = {"terms": self.lexicon.terms, "strong": self.strong.terms}
         (directory / "lexicon.json").write_text(json.dumps(lexicon, ensure_ascii=False, indent=1))
         from pipeline.families import write_head_marker
@@ -594,6 +655,9 @@ class DrugTypeHead:
         head.pipeline_ = load_skops(directory / "model.skops", {f"{__name__}.LexiconFeatures"})
         thresholds = json.loads((directory / "thresholds.json").read_text())
         head.thresholds_ = np.array([thresholds[c] for c in DRUG_TYPES])
+        if (directory / "train_prior.json").exists():
+            prior = json.loads((directory / "train_prior.json").read_text())
+            head.train_prior_ = np.array([prior[c] for c in DRUG_TYPES], dtype=np.float64)
         head._counter()  # built now: a scoring process that forks workers shares it with them
         return head
 

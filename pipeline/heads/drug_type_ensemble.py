@@ -8,6 +8,7 @@ ensemble owns only the thresholds for the averaged scores (tuned on validation d
 from __future__ import annotations
 
 import json
+from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,17 +56,46 @@ class EnsembleDrugTypeHead:
         """Set the thresholds from averaged validation scores (e.g. the members' stored val scores)."""
         self.thresholds_ = tune_thresholds(val_scores, val_y, self.params)
 
-    def predict_scores(self, records: pd.DataFrame) -> np.ndarray:
-        """The members' (n, 17) score matrices, averaged."""
+    def _adapting(self) -> Any | None:
+        """The member that adapts to a market's class mix (the sklearn head, when adaptation is on)."""
+        return next((m for m in self.members.values() if getattr(m, "adapts_priors", False)), None)
+
+    @property
+    def adapts_priors(self) -> bool:
+        """Whether a member shifts a market's scores towards its class mix (that member alone does)."""
+        return self._adapting() is not None
+
+    def estimate_mixes(self, records: pd.DataFrame, groups: Sequence[Hashable]) -> dict[Hashable, np.ndarray]:
+        """The adapting member's estimate of each market's class mix (nothing when no member adapts)."""
+        member = self._adapting()
+        return member.estimate_mixes(records, groups) if member is not None else {}
+
+    def shifts_for(self, mixes: dict[Hashable, np.ndarray]) -> dict[Hashable, np.ndarray]:
+        """The adapting member's log-odds shifts for ``mixes``."""
+        member = self._adapting()
+        return member.shifts_for(mixes) if member is not None else {}
+
+    def predict_scores(
+        self,
+        records: pd.DataFrame,
+        groups: Sequence[Hashable] | None = None,
+        logit_shift: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """The members' (n, 17) score matrices, averaged; ``groups``/``logit_shift`` go to the adapting member
+        only (the shifts are in its log-odds), as the stored member scores ``compare`` averages were made."""
         if not self.members:
             raise RuntimeError("EnsembleDrugTypeHead has no members")
-        return np.mean([np.asarray(m.predict_scores(records)) for m in self.members.values()], axis=0)
+        adapting = self._adapting()
+        scores = []
+        for member in self.members.values():
+            extra = {"groups": groups, "logit_shift": logit_shift} if member is adapting else {}
+            scores.append(np.asarray(member.predict_scores(records, **extra)))
+        return np.mean(scores, axis=0)
 
-    def predict(self, records: pd.DataFrame) -> dict[str, list[Any]]:
+    def predict(self, records: pd.DataFrame, logit_shift: np.ndarray | None = None) -> dict[str, list[Any]]:
         """``drug_types``, ``drug_type_scores`` and ``drug_type_evidence`` per record (as every family)."""
-        return drug_type_columns(
-            self.predict_scores(records), self.thresholds_, self.params.fallback_ratio, self.lexicon, records
-        )
+        scores = self.predict_scores(records, logit_shift=logit_shift)
+        return drug_type_columns(scores, self.thresholds_, self.params.fallback_ratio, self.lexicon, records)
 
     def save(self, directory: Path) -> None:
         """Members under ``members/<family>/``, plus thresholds, params and the head marker."""
