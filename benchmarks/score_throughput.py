@@ -138,6 +138,7 @@ def run_score(data: Path, out: Path, model: str, workers: int, fmt: str) -> dict
         "records": summary["read"],
         "wall_s": round(wall, 1),
         "score_s": summary["seconds"],  # inside score(): without interpreter start and model load
+        "first_pass_s": summary.get("first_pass_seconds"),  # each market's class mix (inside score_s)
         "listings_per_s": round(summary["read"] / wall),
         "listings_per_s_in_score": round(summary["read"] / summary["seconds"]),
         "peak_rss_largest_mib": round(memory.max_rss / 2**20),

@@ -1027,7 +1027,9 @@ def score(
     tagger = None if finished_before else _use_tagger(ref)  # loaded before any fork: workers share it
     if "priors" not in manifest:  # the first pass; a resumed batch keeps the shifts it started with
         say("estimating each market's class mix (first pass over the input)")
+        first_pass = time.perf_counter()
         manifest["priors"] = estimate_prior_shifts(specs, tagger or _use_tagger(ref), params.prior_sample)
+        manifest["priors_seconds"] = round(time.perf_counter() - first_pass, 2)
         _write_json(layout.manifest, manifest)
     prior_shifts = manifest["priors"]["shifts"] or None
     # the Tagger's ~0.5M long-lived objects leave the garbage collector's view: fewer full collections
@@ -1161,6 +1163,7 @@ def _finish_batch(
         "format": layout.fmt,
         "rates_date": manifest["batch"]["rates"]["date"],
         "prior_adaptation": manifest.get("priors", {}).get("markets", {}),
+        "first_pass_seconds": manifest.get("priors_seconds", 0.0),
         "outputs": outputs,
         "seconds": round(seconds, 2),
         "chunk_seconds": round(sum(c["seconds"] for c in chunks), 2),
