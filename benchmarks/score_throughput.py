@@ -120,9 +120,13 @@ class TreeMemory:
         self._thread.join()
 
 
-def run_score(data: Path, out: Path, model: str, workers: int, fmt: str) -> dict[str, Any]:
+def run_score(
+    data: Path, out: Path, model: str, workers: int, fmt: str, prior_sample: int | None = None
+) -> dict[str, Any]:
     command = [sys.executable, "-m", "pipeline.cli", "score", str(data), "--out", str(out), "--model", model,
                "--format", fmt, "--workers", str(workers), "--params", str(REPO / "params.yaml")]  # fmt: skip
+    if prior_sample is not None:
+        command += ["--prior-sample", str(prior_sample)]
     started = time.perf_counter()
     process = subprocess.Popen(
         command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
@@ -282,6 +286,9 @@ def main() -> None:
     parser.add_argument("--loop", type=int, default=2000, help="records for the per-record loop")
     parser.add_argument("--bare", type=int, default=100_000, help="records for the bare model")
     parser.add_argument("--format", default="parquet")
+    parser.add_argument(
+        "--prior-sample", type=int, default=None, help="records per market for the first pass (0 = none)"
+    )
     parser.add_argument("--skip", default="", help="comma list of parts to skip: score,loop,bare,profile")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
@@ -294,7 +301,8 @@ def main() -> None:
         if "score" not in skip:
             for n in (int(s) for s in args.sizes.split(",")):
                 data = write_input(rows, n, Path(tmp) / f"input-{n}.jsonl")
-                result = run_score(data, Path(tmp) / f"out-{n}", args.model, args.workers, args.format)
+                out = Path(tmp) / f"out-{n}"
+                result = run_score(data, out, args.model, args.workers, args.format, args.prior_sample)
                 results[f"score_{n}"] = result
                 print(f"narcotag score {n:>9,}: {json.dumps(result)}", flush=True)
                 data.unlink()
