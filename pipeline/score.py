@@ -906,10 +906,10 @@ def _noop() -> int:
 def estimate_prior_shifts(
     specs: list[SourceSpec], tagger: Tagger, sample_size: int, seed: int = 0
 ) -> dict[str, Any]:
-    """The first pass: per market (:func:`~pipeline.tagger.prior_group_keys`), a uniform sample of up to
-    ``sample_size`` of its records (reservoir sampling, seeded: the same input gives the same sample),
-    cleaned and scored by the drug_type model, and the log-odds shift towards the class mix EM estimates
-    from them. Returns ``{"shifts": {market: [17 floats]}, "markets": {market: {...}}}``; empty when the
+    """The first pass: per market of listings (:func:`~pipeline.tagger.prior_group_key`; messenger ads are
+    left out), a uniform sample of up to ``sample_size`` of its records (reservoir sampling, seeded: the
+    same input gives the same sample), cleaned and scored by the drug_type model, and the log-odds shift
+    towards the class mix EM estimates from them. Returns ``{"shifts": {market: [17 floats]}, "markets": {market: {...}}}``; empty when the
     champion head does not adapt (another family, a head saved without its training prior, adaptation
     off) or ``sample_size`` is 0."""
     head = tagger.heads["drug_type"]
@@ -917,7 +917,7 @@ def estimate_prior_shifts(
         return {"shifts": {}, "markets": {}}
     import random
 
-    from pipeline.tagger import prior_group_keys
+    from pipeline.tagger import prior_group_key, prior_group_keys
 
     rng = random.Random(seed)
     reservoirs: dict[str, list[RawRecord]] = {}
@@ -925,7 +925,9 @@ def estimate_prior_shifts(
     for item in read_items(specs, {}):
         if not isinstance(item, RawRecord):
             continue
-        key = item.market if isinstance(item.market, str) and item.market.strip() else item.source
+        key = prior_group_key(item.kind, item.market, item.source)
+        if key is None:  # messenger ads are tagged as they are (see prior_group_key)
+            continue
         seen[key] += 1
         reservoir = reservoirs.setdefault(key, [])
         if len(reservoir) < sample_size:

@@ -89,7 +89,7 @@ class Tagger:
         columns: dict[str, list[Any]] = {}
         for name in HEADS:
             if name == "drug_type" and groups is not None and prior_shifts:
-                slot_groups = [""] * len(unique)
+                slot_groups: list[str | None] = [None] * len(unique)
                 for row, slot in enumerate(where):
                     slot_groups[slot] = groups[row]
                 shifts = {k: np.asarray(v, dtype=np.float64) for k, v in prior_shifts.items()}
@@ -176,17 +176,27 @@ MODEL_INPUT_COLUMNS: tuple[str, ...] = (
 )
 
 
-def prior_group_keys(records: pd.DataFrame) -> list[str]:
-    """The market each record's class mix is estimated for: its ``market`` (a market, or a messenger
-    channel), else its ``source``."""
+def prior_group_key(kind: Any, market: Any, source: Any) -> str | None:
+    """The market a record's class mix is estimated for: its ``market``, else its ``source``; None for a
+    messenger ad. The adaptation's setting was chosen on market listings; no labelled channel data has
+    measured it on ads, so they are tagged as they are."""
+    if kind == "ad":
+        return None
+    if isinstance(market, str) and market.strip():
+        return market
+    return source if isinstance(source, str) else ""
+
+
+def prior_group_keys(records: pd.DataFrame) -> list[str | None]:
+    """:func:`prior_group_key` of every row of ``records``."""
     n = len(records)
-    market = records["market"].tolist() if "market" in records else [None] * n
-    source = records["source"].tolist() if "source" in records else [None] * n
-    return [m if isinstance(m, str) and m.strip() else (s if isinstance(s, str) else "") for m, s in
-            zip(market, source, strict=True)]  # fmt: skip
+    columns = [records[c].tolist() if c in records else [None] * n for c in ("kind", "market", "source")]
+    return [prior_group_key(k, m, s) for k, m, s in zip(*columns, strict=True)]
 
 
-def _unique_rows(records: pd.DataFrame, groups: list[str] | None = None) -> tuple[pd.DataFrame, list[int]]:
+def _unique_rows(
+    records: pd.DataFrame, groups: list[str | None] | None = None
+) -> tuple[pd.DataFrame, list[int]]:
     """The rows with distinct model input (and ``groups`` key, when given), and for every row the position
     of its twin among them."""
     present = [c for c in MODEL_INPUT_COLUMNS if c in records]

@@ -330,3 +330,20 @@ def test_tagging_with_shifts_adapts_only_the_named_market(tiny_project):
     assert first["drug_type_scores"] != second["drug_type_scores"]
     assert second["drug_type_scores"] == tagger.tag(twin.iloc[[1]])[0]["drug_type_scores"]
     assert cannabis  # the code the shift moves
+
+
+def test_messenger_ads_are_not_adapted(tiny_project, tmp_path):
+    """The adaptation was chosen on market listings; ads are tagged as they are, and the first pass does
+    not sample them."""
+    from pipeline.score import estimate_prior_shifts, expand_inputs
+    from pipeline.tagger import Tagger, prior_group_key
+
+    tagger = Tagger.load(tiny_project.models)
+    frame = pd.read_parquet(tiny_project.root / "data/interim/records.parquet")
+    ads = frame[frame["kind"] == "ad"].head(60).reset_index(drop=True)
+    assert len(ads) and prior_group_key("ad", "some channel", "src") is None
+    shift = [3.0] * 17
+    everything = {name: shift for name in set(ads["market"].dropna()) | set(ads["source"].dropna()) | {""}}
+    assert tagger.tag(ads, prior_shifts=everything) == tagger.tag(ads)
+    telegram = expand_inputs([tiny_project.sample / "telegram"], None, None)
+    assert estimate_prior_shifts(telegram, tagger, 5000) == {"shifts": {}, "markets": {}}
