@@ -76,8 +76,9 @@ def sweep(fitted: dict[str, Any], setting: str, values: list[float]) -> pd.DataF
                 if (fit_market, scored_market) not in fitted["raw"]:
                     continue
                 probabilities, texts = fitted["raw"][fit_market, scored_market]
-                # the scored market's class mix, as `narcotag score` estimates it from the market's records
-                shift = probe.shifts_for({0: estimate_priors(probabilities, head.train_prior_)}).get(0)
+                shift = None
+                if probe.adapts_priors:  # the scored market's mix, as `narcotag score` estimates it
+                    shift = probe.shifts_for({0: estimate_priors(probabilities, head.train_prior_)})[0]
                 scores = probe._finish_scores(probabilities.copy(), texts, shift)
                 predicted = decide(scores, probe.thresholds_, params.fallback_ratio)
                 summary = multilabel_report(truth[scored_market], binarize(predicted))["summary"]

@@ -909,9 +909,11 @@ def estimate_prior_shifts(
     """The first pass: per market of listings (:func:`~pipeline.tagger.prior_group_key`; messenger ads are
     left out), a uniform sample of up to ``sample_size`` of its records (reservoir sampling, seeded: the
     same input gives the same sample), cleaned and scored by the drug_type model, and the log-odds shift
-    towards the class mix EM estimates from them. Returns ``{"shifts": {market: [17 floats]}, "markets": {market: {...}}}``; empty when the
-    champion head does not adapt (another family, a head saved without its training prior, adaptation
-    off) or ``sample_size`` is 0."""
+    towards the class mix EM estimates from them.
+
+    Returns ``{"shifts": {market: [17 floats]}, "markets": {market: {"read", "used", "estimated_mix"}}}``;
+    empty when the champion head does not adapt (another family, a head saved without its training prior,
+    adaptation off) or ``sample_size`` is 0."""
     head = tagger.heads["drug_type"]
     if sample_size <= 0 or not getattr(head, "adapts_priors", False):
         return {"shifts": {}, "markets": {}}

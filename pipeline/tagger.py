@@ -83,20 +83,20 @@ class Tagger:
             return []
         records = records.reset_index(drop=True)
         drug_head = self.heads["drug_type"]
-        adapt = bool(prior_shifts) and getattr(drug_head, "adapts_priors", False)
+        adapt = prior_shifts if prior_shifts and getattr(drug_head, "adapts_priors", False) else None
         groups = prior_group_keys(records) if adapt else None
-        unique, where = _unique_rows(records, groups)
+        unique, where = _unique_rows(records, groups)  # a row's market is part of its model input then
         columns: dict[str, list[Any]] = {}
         for name in HEADS:
-            if name == "drug_type" and groups is not None and prior_shifts:
+            if name == "drug_type" and adapt and groups is not None:
                 slot_groups: list[str | None] = [None] * len(unique)
                 for row, slot in enumerate(where):
                     slot_groups[slot] = groups[row]
-                shifts = {k: np.asarray(v, dtype=np.float64) for k, v in prior_shifts.items()}
+                shifts = {k: np.asarray(v, dtype=np.float64) for k, v in adapt.items()}
                 matrix = row_shifts(slot_groups, shifts, len(DRUG_TYPES))
                 columns.update(drug_head.predict(unique, logit_shift=matrix))
-                continue
-            columns.update(self.heads[name].predict(unique))
+            else:
+                columns.update(self.heads[name].predict(unique))
         ad_head = self.heads.get("ad_detector")
         kinds = records["kind"].tolist() if "kind" in records else [None] * len(records)
         # the offer decision concerns messenger ads only: listings never pay for the ad detector
