@@ -287,7 +287,7 @@ def main() -> None:
     parser.add_argument("--bare", type=int, default=100_000, help="records for the bare model")
     parser.add_argument("--format", default="parquet")
     parser.add_argument(
-        "--prior-sample", type=int, default=None, help="records per market for the first pass (0 = none)"
+        "--prior-sample", type=int, default=None, help="listings sampled by the first pass (0 = none)"
     )
     parser.add_argument("--skip", default="", help="comma list of parts to skip: score,loop,bare,profile")
     args = parser.parse_args()

@@ -223,8 +223,8 @@ def score(
     prior_sample: Annotated[
         int | None,
         typer.Option(
-            help="Records per market read to estimate its class mix, which its scores are adapted to "
-            "(default: params score.prior_sample; 0 = score every record on its own)."
+            help="Listings sampled from the batch to estimate each market's class mix, which its scores "
+            "are adapted to (default: params score.prior_sample; 0 = score every record on its own)."
         ),
     ] = None,
     spark_master: Annotated[

@@ -13,8 +13,8 @@
   only, so after a crash (even ``kill -9``) the same command re-reads the input, skips the chunks the
   manifest lists and scores the rest: no record twice, none missing. A finished batch re-run is a no-op.
 - **Accounting.** At the end ``read = scored + quarantined`` is checked per source and overall.
-- **Each market's class mix.** Before the chunks, a first pass reads the input and estimates, per market,
-  the mix of drug types it sells from a sample of up to ``prior_sample`` of its records (EM on the
+- **Each market's class mix.** Before the chunks, a first pass reads the input, samples up to
+  ``prior_sample`` of its listings and estimates, per market, the mix of drug types it sells (EM on the
   drug_type model's own scores, :mod:`pipeline.heads.prior_shift`); every record of that market is then
   scored with the shift. The shifts are kept in the manifest (a resumed batch uses the same ones) and the
   estimated mixes in ``summary.json``. A record's labels thus depend on its market's records in the batch,
@@ -109,8 +109,9 @@ class ScoreParams:
     rates_date: str = "2025-06-30"  # the date the rate table is valid for (written into every record)
     usd_rates: dict[str, float] = field(default_factory=lambda: dict(_DEFAULT_USD_RATES))
     report_lowest: int = 40  # lowest-confidence items listed in the report
-    # records per market read to estimate its class mix (0 = no prior adaptation; see the module docstring)
-    prior_sample: int = 5_000
+    # listings sampled (uniformly, from the whole batch) to estimate each market's class mix; 0 = no prior
+    # adaptation (see the module docstring)
+    prior_sample: int = 20_000
 
     def __post_init__(self) -> None:
         if self.chunk_size < 1:
@@ -906,10 +907,12 @@ def _noop() -> int:
 def estimate_prior_shifts(
     specs: list[SourceSpec], tagger: Tagger, sample_size: int, seed: int = 0
 ) -> dict[str, Any]:
-    """The first pass: per market of listings (:func:`~pipeline.tagger.prior_group_key`; messenger ads are
-    left out), a uniform sample of up to ``sample_size`` of its records (reservoir sampling, seeded: the
-    same input gives the same sample), cleaned and scored by the drug_type model, and the log-odds shift
-    towards the class mix EM estimates from them.
+    """The first pass: a uniform sample of up to ``sample_size`` of the batch's listings (reservoir
+    sampling, seeded: the same input gives the same sample; messenger ads are left out, see
+    :func:`~pipeline.tagger.prior_group_key`), cleaned and scored by the drug_type model; per market with
+    enough sampled records (``prior_adaptation_min_records``), the log-odds shift towards the class mix EM
+    estimates from them. One sample for the whole batch keeps the memory bounded however many markets the
+    input holds; a market gets a share of it as large as its share of the listings.
 
     Returns ``{"shifts": {market: [17 floats]}, "markets": {market: {"read", "used", "estimated_mix"}}}``;
     empty when the champion head does not adapt (another family, a head saved without its training prior,
@@ -922,8 +925,9 @@ def estimate_prior_shifts(
     from pipeline.tagger import prior_group_key, prior_group_keys
 
     rng = random.Random(seed)
-    reservoirs: dict[str, list[RawRecord]] = {}
+    reservoir: list[RawRecord | Rejected] = []
     seen: Counter[str] = Counter()
+    listings = 0
     for item in read_items(specs, {}):
         if not isinstance(item, RawRecord):
             continue
@@ -931,15 +935,14 @@ def estimate_prior_shifts(
         if key is None:  # messenger ads are tagged as they are (see prior_group_key)
             continue
         seen[key] += 1
-        reservoir = reservoirs.setdefault(key, [])
+        listings += 1
         if len(reservoir) < sample_size:
             reservoir.append(item)
         else:
-            slot = rng.randrange(seen[key])
+            slot = rng.randrange(listings)
             if slot < sample_size:
                 reservoir[slot] = item
-    items: list[RawRecord | Rejected] = [item for group in reservoirs.values() for item in group]
-    rows, _ = clean_records(items, NearDupParams(enabled=False), {})
+    rows, _ = clean_records(reservoir, NearDupParams(enabled=False), {})
     if not rows:
         return {"shifts": {}, "markets": {}}
     frame = pa.Table.from_pylist(rows, schema=RECORD_SCHEMA).to_pandas()

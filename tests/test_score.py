@@ -288,17 +288,28 @@ def test_each_market_is_scored_with_its_own_class_mix(tiny_project, tmp_path):
     )
 
 
-def test_the_mix_sample_is_a_uniform_sample_of_large_markets(tiny_project, tmp_path):
+def test_the_mix_sample_is_one_bounded_uniform_sample_of_the_batch(tiny_project, tmp_path):
+    """However many markets, the first pass keeps at most ``prior_sample`` listings; each market gets its
+    share, and only markets with enough sampled records are adapted."""
     from pipeline.score import estimate_prior_shifts, expand_inputs
     from pipeline.tagger import Tagger
 
     tagger = Tagger.load(tiny_project.models)
-    specs = expand_inputs([tiny_project.sample / "listings.jsonl"], None, None)
+    rows = generic_rows(tiny_project.sample)
+    data = tmp_path / "six_markets.jsonl"
+    with open(data, "w", encoding="utf-8") as f:
+        for m in range(6):
+            for i, row in enumerate(rows):
+                f.write(json.dumps({**row, "id": f"m{m}-{i}", "market": f"market {m}"}) + "\n")
+    specs = expand_inputs([data], None, None)
     full = estimate_prior_shifts(specs, tagger, 5000)
-    sampled = estimate_prior_shifts(specs, tagger, 40)
-    assert set(sampled["markets"]) <= set(full["markets"])
+    assert len(full["markets"]) == 6
+    sampled = estimate_prior_shifts(specs, tagger, 200)
+    assert sampled["markets"] and set(sampled["markets"]) <= set(full["markets"])
+    assert sum(m["used"] for m in sampled["markets"].values()) <= 200
     for key, market in sampled["markets"].items():
-        assert market["used"] <= 40 < market["read"] == full["markets"][key]["read"]
+        assert 30 <= market["used"] < market["read"] == full["markets"][key]["read"] <= len(rows)
+    assert set(sampled["shifts"]) == set(sampled["markets"])
     assert estimate_prior_shifts(specs, tagger, 0) == {"shifts": {}, "markets": {}}
 
 
