@@ -967,6 +967,22 @@ def estimate_prior_shifts(
     }
 
 
+def _first_pass_here(specs: list[SourceSpec], model: ModelRef, sample_size: int) -> dict[str, Any]:
+    return estimate_prior_shifts(specs, _use_tagger(model), sample_size)
+
+
+def _first_pass(specs: list[SourceSpec], model: ModelRef, sample_size: int) -> dict[str, Any]:
+    """:func:`estimate_prior_shifts` in a forked child where the platform forks (it inherits the loaded
+    Tagger): the sample's records and features then never enlarge this process, whose pages every worker
+    forked later shares. Elsewhere, in this process."""
+    adapts = getattr(_use_tagger(model).heads["drug_type"], "adapts_priors", False)
+    if sample_size <= 0 or not adapts or "fork" not in multiprocessing.get_all_start_methods():
+        return _first_pass_here(specs, model, sample_size)
+    share_language_models()  # loaded once here, where the chunks' cleaning needs them too
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as child:
+        return child.submit(_first_pass_here, specs, model, sample_size).result()
+
+
 # --- the batch --------------------------------------------------------------------------------------
 
 
@@ -1035,7 +1051,7 @@ def score(
     if "priors" not in manifest:  # the first pass; a resumed batch keeps the shifts it started with
         say("estimating each market's class mix (first pass over the input)")
         first_pass = time.perf_counter()
-        manifest["priors"] = estimate_prior_shifts(specs, tagger or _use_tagger(ref), params.prior_sample)
+        manifest["priors"] = _first_pass(specs, ref, params.prior_sample)
         manifest["priors_seconds"] = round(time.perf_counter() - first_pass, 2)
         _write_json(layout.manifest, manifest)
     prior_shifts = manifest["priors"]["shifts"] or None

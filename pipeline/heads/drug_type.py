@@ -46,6 +46,8 @@ _NON_DRUG_INDEX = DRUG_TYPES.index(NON_DRUG)
 # what an unnamed code's score is multiplied by next to named ones: below the smallest tunable threshold
 # (threshold_grid_step 0.05), so it is never decided, while the ranking among such codes is kept
 UNNAMED_FACTOR = 0.04
+# rows scored at once when estimating a market's mix from a sample (the size of a `narcotag score` chunk)
+_SCORING_BLOCK = 10_000
 
 
 @dataclass(frozen=True)
@@ -507,7 +509,14 @@ class DrugTypeHead:
             return {}
         assert self.train_prior_ is not None
         texts = model_input(records)
-        raw = self._probabilities(texts, self._lexicon_hits(texts))
+        # in blocks the size of a scoring chunk: the sparse features of a whole sample at once would set the
+        # scoring process's peak memory
+        raw = np.vstack(
+            [
+                self._probabilities(block, self._lexicon_hits(block))
+                for block in (texts[i : i + _SCORING_BLOCK] for i in range(0, len(texts), _SCORING_BLOCK))
+            ]
+        )
         return group_priors(raw, list(groups), self.train_prior_, self.params.prior_adaptation_min_records)
 
     def shifts_for(self, mixes: dict[Hashable, np.ndarray]) -> dict[Hashable, np.ndarray]:
