@@ -474,6 +474,8 @@ _NESTED: dict[str, pa.StructType] = {
     "evidence.drug_type": _struct([*_SPAN, ("code", _S)]),
     "evidence.origin": _struct([*_SPAN, ("code", _S), ("role", _S)]),
     "evidence.laundering": _struct([*_SPAN, ("code", _S)]),
+    # messenger ads only (pipeline/heads/ad_detector.py): cue hits, +1 offer / -1 not an offer
+    "evidence.ad_detector": _struct([*_SPAN, ("cue", _S), ("polarity", _I)]),
 }
 
 #: The labelled-record schema of the Parquet output (contract section 6 plus the added fields).
@@ -498,9 +500,15 @@ LABELLED_SCHEMA = pa.schema(
         ("contacts", pa.list_(_NESTED["contacts"])),
         (
             "evidence",
-            _struct((k, pa.list_(_NESTED[f"evidence.{k}"])) for k in ("drug_type", "origin", "laundering")),
+            _struct(
+                (k, pa.list_(_NESTED[f"evidence.{k}"]))
+                for k in ("drug_type", "origin", "laundering", "ad_detector")
+            ),
         ),
         ("confidence", _F),
+        # messenger ads only: the ad detector's decision (null for listings)
+        ("is_offer", _B),
+        ("offer_score", _F),
         ("model", _struct([("name", _S), ("version", _S)])),
         ("provenance", _struct([("file", _S), ("locator", _S), ("adapter", _S)])),
         ("title", _S),

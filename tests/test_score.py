@@ -358,3 +358,36 @@ def test_messenger_ads_are_not_adapted(tiny_project, tmp_path):
     assert tagger.tag(ads, prior_shifts=everything) == tagger.tag(ads)
     telegram = expand_inputs([tiny_project.sample / "telegram"], None, None)
     assert estimate_prior_shifts(telegram, tagger, 5000) == {"shifts": {}, "markets": {}}
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_messenger_ads_keep_the_offer_decision_in_every_format(tiny_project, tmp_path, fmt):
+    """The sample folder holds messenger ads: their ``is_offer``, ``offer_score`` and ad-detector evidence
+    survive the typed formats (the quickstart scores the sample folder to Parquet)."""
+    import shutil
+
+    from pipeline import train
+    from pipeline.config import Paths
+
+    # the tiny project has no ad detector (an optional head): a copy of its models gets a small one
+    project = tmp_path / "project"
+    shutil.copytree(tiny_project.models, project / "models")
+    params = train.TrainParams(ad_detector_seeds=(101,), ad_detector_messages_per_language=40, track=False)
+    train.run("ad_detector", params, Paths(project))
+    out = tmp_path / f"labelled.{fmt}"
+    summary = score([tiny_project.sample], out, project / "models", params=small_params())
+    records = list(read_labelled(out))
+    assert len(records) == summary["scored"]
+    ads = [r for r in records if r["kind"] == "ad"]
+    listings = [r for r in records if r["kind"] == "listing"]
+    assert ads and listings
+    if fmt == "csv":  # CSV cells are text
+        assert all(r["is_offer"] in ("True", "False") and 0 <= float(r["offer_score"]) <= 1 for r in ads)
+    else:
+        assert all(isinstance(r["is_offer"], bool) and 0 <= r["offer_score"] <= 1 for r in ads)
+    assert all(r.get("is_offer") is None for r in listings)
+    if fmt == "parquet":
+        assert any(r["evidence"]["ad_detector"] for r in ads)
+        assert all(e["polarity"] in (1, -1) for r in ads for e in r["evidence"]["ad_detector"])
+    checked = check_labelled(out)
+    assert checked is None or "0 break the contract" in checked
