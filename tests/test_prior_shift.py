@@ -10,7 +10,6 @@ from pipeline.heads.prior_shift import (
     apply_shift,
     estimate_priors,
     group_priors,
-    group_shifts,
     logit_shift,
     row_shifts,
 )
@@ -81,16 +80,16 @@ def test_zero_shift_leaves_scores_bit_for_bit() -> None:
     assert np.array_equal(moved[1::2], scores[1::2]) and (moved[::2, 1] > scores[::2, 1]).all()
 
 
-def test_groups_below_min_records_and_damping_zero_get_no_shift() -> None:
+def test_groups_below_min_records_get_no_mix_and_damping_zero_no_shift() -> None:
     big, _ = _calibrated_scores(0.3, 0.05, 400, 2.0, seed=5)
     small, _ = _calibrated_scores(0.3, 0.9, 40, 2.0, seed=6)
     scores = np.concatenate([big, small])[:, None]
     groups = ["big"] * 400 + ["small"] * 40
     prior = np.array([0.3])
     assert set(group_priors(scores, groups, prior, min_records=100)) == {"big"}
-    shifts = group_shifts(scores, groups, prior, damping=0.5, min_records=100)
-    assert set(shifts) == {"big"} and shifts["big"][0] < 0  # the big market has fewer positives
-    assert group_shifts(scores, groups, prior, damping=0.0, min_records=1) == {}
+    big_mix = group_priors(scores, groups, prior, min_records=100)["big"]
+    assert logit_shift(big_mix, prior, 0.5)[0] < 0  # the big market has fewer positives
+    assert not logit_shift(big_mix, prior, 0.0).any()
     with pytest.raises(ValueError, match="group keys"):
         group_priors(scores, groups[:-1], prior, 1)
 

@@ -38,7 +38,7 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 
 from pipeline.heads.base import load_skops
 from pipeline.heads.char_ngrams import CharWbCounter, supports
-from pipeline.heads.prior_shift import apply_shift, group_priors, group_shifts, logit_shift, row_shifts
+from pipeline.heads.prior_shift import apply_shift, group_priors, logit_shift, row_shifts
 from pipeline.heads.regex_gate import TwinRegex
 from pipeline.taxonomy import DRUG_TYPES, NON_DRUG
 
@@ -492,8 +492,9 @@ class DrugTypeHead:
         texts = model_input(records)
         hits = self._lexicon_hits(texts)
         raw = self._probabilities(texts, hits)
-        if groups is not None:
-            logit_shift = row_shifts(list(groups), self._shifts_from(raw, list(groups)), len(DRUG_TYPES))
+        if groups is not None and self.adapts_priors:
+            shifts = self.shifts_for(self._mixes_from(raw, list(groups)))
+            logit_shift = row_shifts(list(groups), shifts, len(DRUG_TYPES))
         return self._finish_scores(raw, texts, logit_shift)
 
     @property
@@ -507,7 +508,6 @@ class DrugTypeHead:
         when adaptation is off."""
         if not self.adapts_priors or not len(records):
             return {}
-        assert self.train_prior_ is not None
         texts = model_input(records)
         # in blocks the size of a scoring chunk: the sparse features of a whole sample at once would set the
         # scoring process's peak memory
@@ -517,7 +517,7 @@ class DrugTypeHead:
                 for block in (texts[i : i + _SCORING_BLOCK] for i in range(0, len(texts), _SCORING_BLOCK))
             ]
         )
-        return group_priors(raw, list(groups), self.train_prior_, self.params.prior_adaptation_min_records)
+        return self._mixes_from(raw, list(groups))
 
     def shifts_for(self, mixes: dict[Hashable, np.ndarray]) -> dict[Hashable, np.ndarray]:
         """The damped log-odds shift (``prior_adaptation``) of each market's estimated mix."""
@@ -526,12 +526,10 @@ class DrugTypeHead:
         assert self.train_prior_ is not None
         return {k: logit_shift(m, self.train_prior_, self.params.prior_adaptation) for k, m in mixes.items()}
 
-    def _shifts_from(self, raw: np.ndarray, groups: list[Hashable]) -> dict[Hashable, np.ndarray]:
-        if not self.adapts_priors:
-            return {}
+    def _mixes_from(self, raw: np.ndarray, groups: list[Hashable]) -> dict[Hashable, np.ndarray]:
+        """:func:`group_priors` of the model's probabilities ``raw`` (needs :attr:`adapts_priors`)."""
         assert self.train_prior_ is not None
-        damping, least = self.params.prior_adaptation, self.params.prior_adaptation_min_records
-        return group_shifts(raw, groups, self.train_prior_, damping, least)
+        return group_priors(raw, groups, self.train_prior_, self.params.prior_adaptation_min_records)
 
     def _lexicon_hits(self, texts: list[str]) -> list[list[re.Match[str]]] | None:
         """The lexicon matches in each model text when the features count the head's own lexicon (always, for

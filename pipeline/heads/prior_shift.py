@@ -92,21 +92,6 @@ def group_priors(
     return out
 
 
-def group_shifts(
-    probabilities: np.ndarray,
-    groups: Sequence[Hashable],
-    source_prior: np.ndarray,
-    damping: float,
-    min_records: int,
-) -> dict[Hashable, np.ndarray]:
-    """One damped shift per group (market) of at least ``min_records`` rows, estimated from that group's
-    own rows; smaller groups (and every group when ``damping`` is 0) get none."""
-    if damping <= 0:
-        return {}
-    priors = group_priors(probabilities, groups, source_prior, min_records)
-    return {key: logit_shift(target, source_prior, damping) for key, target in priors.items()}
-
-
 def row_shifts(groups: Sequence[Hashable], shifts: Mapping[Any, np.ndarray], n_codes: int) -> np.ndarray:
     """An (n, k) matrix: each row its group's shift, zeros for a group without one."""
     out = np.zeros((len(groups), n_codes))
