@@ -30,16 +30,14 @@ import pandas as pd
 
 from pipeline import families
 from pipeline.config import Paths
-from pipeline.heads.drug_type import DrugTypeHead, binarize, decide
+from pipeline.heads.drug_type import DrugTypeHead
 from pipeline.heads.drug_type_transformer import TransformerDrugTypeHead, cap_records
-from pipeline.metrics import multilabel_report
-from pipeline.params import load_params
+from pipeline.params import Params, load_params
 from pipeline.train import labelled_frame
 
 
-def make_head(family: str, root: Path) -> Any:
-    """A fresh head of ``family`` with the project's params (no training cap: the benchmark samples)."""
-    params = load_params(root / "params.yaml")
+def make_head(family: str, params: Params) -> Any:
+    """A fresh head of ``family`` (no training cap: the benchmark samples)."""
     if family == "sklearn":
         return DrugTypeHead(params.train.drug_type)
     if family == "transformer":
@@ -49,13 +47,33 @@ def make_head(family: str, root: Path) -> Any:
     raise ValueError(f"unknown family {family!r} (sklearn | transformer)")
 
 
-def macro_f1(head: Any, test: pd.DataFrame) -> dict[str, float]:
-    """The head's held-out figures on ``test``: scores as the family ships them, its tuned thresholds."""
-    scores = families.market_scores(head, test)
-    fallback = head.params.fallback_ratio
-    predicted = decide(scores, head.thresholds_, fallback)
-    summary = multilabel_report(binarize(list(test["labels"])), binarize(predicted))["summary"]
-    return {k: round(float(summary[k]), 4) for k in ("macro_f1", "macro_f1_supported", "micro_f1")}
+def held_out_figures(
+    family: str, params: Params, rotation_frame: pd.DataFrame, market: str
+) -> tuple[dict[str, float], float]:
+    """One rotation of ``rotation_frame`` (the sampled records) as the compare stage measures every family
+    (:func:`families.lomo_scores`, :func:`families.family_report`): its summary figures and the fit time."""
+    fit_seconds: list[float] = []
+
+    def timed_head() -> Any:
+        head = make_head(family, params)
+        fit = head.fit
+
+        def timed_fit(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            fitted = fit(*args, **kwargs)
+            fit_seconds.append(time.perf_counter() - started)
+            return fitted
+
+        head.fit = timed_fit
+        return head
+
+    table = families.lomo_scores(rotation_frame, [market], timed_head)
+    tuning = make_head(family, params).params  # threshold grid and fallback ratio of the family
+    summary = families.family_report(table, tuning, tuning.fallback_ratio, min_support=30)["lomo"][market]
+    figures = {
+        k: round(float(summary["summary"][k]), 4) for k in ("macro_f1", "macro_f1_supported", "micro_f1")
+    }
+    return figures, fit_seconds[0]
 
 
 def main() -> None:
@@ -69,25 +87,24 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
+    params = load_params(args.root / "params.yaml")
     frame = labelled_frame(Paths(args.root))
     rows: list[dict[str, Any]] = []
     for market in args.markets.split(","):
         train, val, test = families.rotation_frames(frame, market)
         val = cap_records(val, args.val_records, args.seed)
-        test = test.sample(n=min(args.test_records, len(test)), random_state=args.seed).sort_index()
+        test = test.sample(n=min(args.test_records, len(test)), random_state=args.seed)
         for size_text in args.sizes.split(","):
-            size = None if size_text == "all" else int(size_text)
-            sample = cap_records(train, size, args.seed)
+            sample = cap_records(train, None if size_text == "all" else int(size_text), args.seed)
+            rotation_frame = pd.concat([sample, val, test]).sort_index()
             for family in args.families.split(","):
-                started = time.perf_counter()
-                head = make_head(family, args.root).fit(sample, val_records=val)
-                fit_seconds = time.perf_counter() - started
+                figures, fit_seconds = held_out_figures(family, params, rotation_frame, market)
                 row = {
                     "held_out": market,
                     "size": size_text,
                     "train_records": len(sample),
                     "family": family,
-                    **macro_f1(head, test),
+                    **figures,
                     "fit_seconds": round(fit_seconds, 1),
                 }
                 rows.append(row)
