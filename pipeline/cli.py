@@ -266,6 +266,12 @@ def score(
         f"quarantined[/green] (accounting ok) with {result['model']['name']} "
         f"version {result['model']['version']}"
     )
+    context = result.get("vendor_context") or {}
+    if context:
+        console.print(
+            f"  vendor context ({context['vendors']} vendors): {context['listings_with_context']} listings "
+            f"had it, {context['changed']} of them changed drug types ({context['filled']} filled in)"
+        )
     for what, where in result["outputs"].items():
         console.print(f"  {what}: [bold]{where}[/bold]")
 

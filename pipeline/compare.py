@@ -69,7 +69,13 @@ def ensemble_table(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     mean = stacked.mean(axis=0) if stacked is not None else np.zeros((0, len(DRUG_TYPES)))
     out = merged[[*keys, "market_key", "labels"]].copy()
     out["scores"] = [row.astype(np.float32).tolist() for row in mean]
-    return out[list(families.SCORE_COLUMNS)]
+    columns = list(families.SCORE_COLUMNS)
+    first = tables[names[0]]
+    if families.VENDOR_COLUMN in first:  # the members scored the same records: the first one's vendors
+        vendors = first[[*keys, families.VENDOR_COLUMN]]
+        out = out.merge(vendors, on=keys, how="left")
+        columns.append(families.VENDOR_COLUMN)
+    return out[columns]
 
 
 def ensemble_members(found: dict[str, dict[str, Any]]) -> list[tuple[str, ...]]:

@@ -28,8 +28,15 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from pipeline.families import FAMILIES, IN_MARKET, read_scores, rotation_thresholds, score_matrix
-from pipeline.heads.drug_type import DrugTypeParams, binarize, decide
+from pipeline.families import (
+    FAMILIES,
+    IN_MARKET,
+    read_scores,
+    rotation_thresholds,
+    score_matrix,
+    table_decisions,
+)
+from pipeline.heads.drug_type import DrugTypeParams, binarize
 from pipeline.metrics import multilabel_report
 from pipeline.taxonomy import DRUG_TYPES
 
@@ -121,17 +128,20 @@ def decide_rotation(
     rotation: str,
     family: str = "",
     params: DrugTypeParams | None = None,
-    fallback_ratio: float = 0.5,
+    fallback_ratio: float | None = None,
 ) -> Decided:
-    """Tune thresholds on ``rotation``'s val part, decide its test part (as the compare stage does).
+    """Tune thresholds on ``rotation``'s val part, decide its test part (as the compare stage does, with
+    ``params``: the project's ``train.drug_type``; ``fallback_ratio`` defaults to theirs, or 0.5 without).
 
     A rotation without validation rows keeps the default thresholds (``params.default_threshold``).
     """
+    if fallback_ratio is None:
+        fallback_ratio = params.fallback_ratio if params is not None else 0.5
     params = params or DrugTypeParams()
     test = table[(table["rotation"] == rotation) & (table["part"] == "test")].reset_index(drop=True)
     thresholds = rotation_thresholds(table, rotation, params)  # the compare stage's code path
     scores = score_matrix(test)
-    predicted = decide(scores, thresholds, fallback_ratio=fallback_ratio) if len(test) else []
+    predicted = table_decisions(test, scores, thresholds, params, fallback_ratio) if len(test) else []
     return Decided(
         family=family,
         rotation=rotation,

@@ -29,7 +29,7 @@ from sklearn.metrics import precision_recall_curve
 
 from pipeline import families
 from pipeline.config import Paths
-from pipeline.heads.drug_type import DrugTypeHead, binarize, decide
+from pipeline.heads.drug_type import DrugTypeHead, binarize
 from pipeline.heads.registry import head_class
 from pipeline.metrics import multilabel_report, set_prf
 from pipeline.taxonomy import DRUG_TYPES, LAUNDERING_HINTS, QUANTITY_FIELDS, QUANTITY_TOLERANCE
@@ -90,7 +90,10 @@ def lomo_rotations(
             test = scores[(scores["rotation"] == market) & (scores["part"] == "test")]
             both = np.vstack([families.score_matrix(test), extra_scores])
             labels = [list(x) for x in test["labels"]] + list(extra["category_labels"])
-            predicted = decide(both, thresholds, dt.fallback_ratio)
+            with_vendor = families.VENDOR_COLUMN in test and families.VENDOR_COLUMN in extra
+            columns = ["market_key", families.VENDOR_COLUMN] if with_vendor else ["market_key"]
+            rows = pd.concat([test[columns], extra[columns]], ignore_index=True)
+            predicted = families.table_decisions(rows, both, thresholds, dt, dt.fallback_ratio)
             summary = multilabel_report(binarize(labels), binarize(predicted), min_support=min_support)
             report["with_set_aside"] = {**summary["summary"], "set_aside_records": int(len(extra))}
     return rotations, scores
@@ -122,7 +125,9 @@ def drug_type_metrics(
     if len(test):
         scores = families.market_scores(head, test)
         y_true = binarize(list(test["labels"]))
-        y_pred = binarize(decide(scores, head.thresholds_, head.params.fallback_ratio))
+        y_pred = binarize(
+            families.table_decisions(test, scores, head.thresholds_, head.params, head.params.fallback_ratio)
+        )
         metrics["in_market_test"] = multilabel_report(y_true, y_pred, min_support=params.min_support)
         metrics["in_market_test_by_market"] = {
             str(m): multilabel_report(y_true[mask], y_pred[mask], min_support=params.min_support)["summary"]

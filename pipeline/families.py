@@ -17,6 +17,7 @@ ensembles of them), so a difference in the table is a difference between models,
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import time
@@ -49,6 +50,8 @@ FAMILY_MODEL_DIRS: dict[str, str] = {
 
 #: columns of a family's scores file: one row per (rotation, part, record)
 SCORE_COLUMNS: tuple[str, ...] = ("id", "market_key", "rotation", "part", "labels", "scores")
+#: optional: the record's vendor, for the vendor-context step (a table written before it lacks the column)
+VENDOR_COLUMN = "vendor"
 
 #: ``rotation`` value of the in-market model's rows (the others are held-out market keys)
 IN_MARKET = "in_market"
@@ -108,6 +111,9 @@ def score_rows(records: pd.DataFrame, scores: np.ndarray, rotation: str, part: s
             "part": part,
             "labels": [list(x) for x in records["labels"]],
             "scores": [row.astype(np.float32).tolist() for row in np.asarray(scores)],
+            VENDOR_COLUMN: (
+                records[VENDOR_COLUMN].fillna("").astype(str).to_numpy() if VENDOR_COLUMN in records else ""
+            ),
         }
     )
 
@@ -227,14 +233,31 @@ def rotation_decisions(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, pd.DataFrame]:
     """For one rotation: thresholds tuned on its val part (never on test), then the decisions on its test
     part. Returns (y_true, y_pred, test scores, test rows)."""
-    from pipeline.heads.drug_type import binarize, decide
+    from pipeline.heads.drug_type import binarize
 
     thresholds = rotation_thresholds(table, rotation, tuning)
     test = table[(table["rotation"] == rotation) & (table["part"] == "test")]
     scores = score_matrix(test)
     y_true = binarize([list(x) for x in test["labels"]])
-    y_pred = binarize(decide(scores, thresholds, fallback_ratio))
+    y_pred = binarize(table_decisions(test, scores, thresholds, tuning, fallback_ratio))
     return y_true, y_pred, scores, test
+
+
+def table_decisions(
+    rows: pd.DataFrame, scores: np.ndarray, thresholds: np.ndarray, tuning: Any, fallback_ratio: float
+) -> list[list[str]]:
+    """The codes of some rows of a scores table (``scores``: their matrix) as ``narcotag score`` decides
+    them: :func:`~pipeline.heads.drug_type.decide` with ``tuning``'s rescue settings, and, when ``tuning``
+    turns it on and the table has vendors, the context of each vendor's other rows among ``rows``
+    (:mod:`pipeline.heads.vendor_context`)."""
+    from pipeline.heads.drug_type import decide
+    from pipeline.heads.vendor_context import VendorContextRule, decide_with_vendors, vendor_keys
+
+    rule = dataclasses.replace(VendorContextRule.of(tuning), fallback_ratio=fallback_ratio)
+    if rule.active and VENDOR_COLUMN in rows and len(rows):
+        keys = vendor_keys(rows["market_key"].tolist(), rows[VENDOR_COLUMN].tolist())
+        return decide_with_vendors(scores, thresholds, keys, rule)
+    return decide(scores, thresholds, fallback_ratio, rule.rescue_over_non_drug)
 
 
 def family_report(

@@ -26,7 +26,8 @@ import pandas as pd
 import typer
 
 from pipeline.config import Paths
-from pipeline.heads.drug_type import DrugTypeHead, DrugTypeParams, binarize, decide, model_input
+from pipeline.families import table_decisions
+from pipeline.heads.drug_type import DrugTypeHead, DrugTypeParams, binarize, model_input
 from pipeline.heads.prior_shift import estimate_priors
 from pipeline.metrics import multilabel_report
 from pipeline.params import load_params
@@ -40,6 +41,11 @@ SWEEPABLE = (
     "strong_veto_non_drug",
     "fallback_ratio",
     "prior_adaptation",
+    "rescue_over_non_drug",
+    "vendor_shift",
+    "vendor_pseudo_listings",
+    "vendor_min_listings",
+    "vendor_fill_share",
 )
 
 
@@ -80,7 +86,9 @@ def sweep(fitted: dict[str, Any], setting: str, values: list[float]) -> pd.DataF
                 if probe.adapts_priors:  # the scored market's mix, as `narcotag score` estimates it
                     shift = probe.shifts_for({0: estimate_priors(probabilities, head.train_prior_)})[0]
                 scores = probe._finish_scores(probabilities.copy(), texts, shift)
-                predicted = decide(scores, probe.thresholds_, params.fallback_ratio)
+                predicted = table_decisions(
+                    fitted["records"][scored_market], scores, probe.thresholds_, params, params.fallback_ratio
+                )
                 summary = multilabel_report(truth[scored_market], binarize(predicted))["summary"]
                 rows.append(
                     {

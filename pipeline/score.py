@@ -20,6 +20,13 @@
   estimated mixes in ``summary.json``. A record's labels thus depend on its market's records in the batch,
   never on its position or chunk; ``prior_sample: 0`` or ``train.drug_type.prior_adaptation: 0`` turns
   this off.
+- **Each vendor's other listings.** With ``train.drug_type.vendor_shift`` or ``vendor_fill_share`` on, the
+  chunks are tagged into ``pre-parts/`` (Parquet) and a second pass decides their drug types with the
+  context of each vendor's other listings in the batch (:mod:`pipeline.heads.vendor_context`): it reads the
+  vendor and score columns of every pre-part to build the profiles, then re-decides each chunk, writes its
+  part and statistics and drops the pre-parts. A listing's record says what the context did
+  (``vendor_context``: the vendor's other claimed listings, whether the scores were shifted, whether the code
+  was filled in from the vendor's); ``drug_type_scores`` stay the listing's own. Resumable like the chunks.
 - **Derived analytics.** Price in USD, per gram and per unit, from the dated rate table in params
   (``score.usd_rates``, ``score.rates_date``).
 
@@ -36,6 +43,7 @@ into ``FILE`` at the end, with ``<stem>.quarantine.jsonl`` and ``<stem>.report.h
 from __future__ import annotations
 
 import csv
+import functools
 import gc
 import gzip
 import hashlib
@@ -61,12 +69,20 @@ import pyarrow.parquet as pq
 from pipeline.clean import AccountingError, SourceSpec, SourceStats, chunked, clean_records
 from pipeline.config import Paths
 from pipeline.dedup import NearDupParams
+from pipeline.heads.vendor_context import VendorContextRule, VendorProfiles, vendor_keys
 from pipeline.ingest import detect_adapter, read_source
 from pipeline.ingest.records import Provenance, RawRecord, Rejected, list_files, stable_id
 from pipeline.ingest.tabular import SUFFIXES as TABULAR_SUFFIXES
 from pipeline.progress import make_progress
 from pipeline.schema import RECORD_SCHEMA
-from pipeline.tagger import MODEL_NAME, Tagger, models_fingerprint, to_json_line
+from pipeline.tagger import (
+    MODEL_NAME,
+    Tagger,
+    decision_confidences,
+    models_fingerprint,
+    prior_group_key,
+    to_json_line,
+)
 from pipeline.taxonomy import DRUG_TYPES, LAUNDERING_HINTS, QUANTITY_FIELDS
 from pipeline.text import share_language_models
 
@@ -506,6 +522,8 @@ LABELLED_SCHEMA = pa.schema(
             ),
         ),
         ("confidence", _F),
+        # listings whose vendor's other listings gave context (pipeline/heads/vendor_context.py); else null
+        ("vendor_context", _struct([("listings", _I), ("shifted", _B), ("filled", _B)])),
         # messenger ads only: the ad detector's decision (null for listings)
         ("is_offer", _B),
         ("offer_score", _F),
@@ -723,6 +741,11 @@ class BatchLayout:
         return self.root / "stats"
 
     @property
+    def pre_parts(self) -> Path:
+        """Chunks tagged but not yet decided with their vendors' context (Parquet; gone once decided)."""
+        return self.root / "pre-parts"
+
+    @property
     def manifest(self) -> Path:
         return self.root / "manifest.json"
 
@@ -750,6 +773,13 @@ class BatchLayout:
 
     def stats_part(self, index: int) -> Path:
         return self.stats / f"part-{index:05d}.json"
+
+    def pre_part(self, index: int) -> Path:
+        return self.pre_parts / f"part-{index:05d}.parquet"
+
+    def scored(self, index: int) -> bool:
+        """Whether chunk ``index`` has been tagged (its part, or its pre-part awaiting vendor context)."""
+        return self.part(index).exists() or self.pre_part(index).exists()
 
     def make(self) -> None:
         for folder in (self.parts, self.quarantine_parts, self.stats):
@@ -819,6 +849,8 @@ class ChunkTask:
     layout: BatchLayout
     params: ScoreParams
     prior_shifts: dict[str, list[float]] | None = None
+    # the batch decides drug types with each vendor's context: the chunk goes to a pre-part, undecided
+    vendor_context: bool = False
 
 
 _TAGGER: Tagger | None = None
@@ -892,9 +924,15 @@ def score_chunk(task: ChunkTask, tagger: Tagger | None = None) -> dict[str, Any]
     frame = pa.Table.from_pylist(rows, schema=RECORD_SCHEMA).to_pandas()
     records = labelled_records(tagger, frame, task.params, task.prior_shifts) if rows else []
     layout = task.layout
-    _atomic_write(layout.part(task.index), lambda p: write_records(records, p, layout.fmt))
     _write_jsonl(layout.quarantine_part(task.index), quarantine)
-    _write_json(layout.stats_part(task.index), chunk_stats(records, quarantine, task.params.report_lowest))
+    if task.vendor_context:  # decided, written and counted by apply_vendor_context once every chunk is in
+        layout.pre_parts.mkdir(parents=True, exist_ok=True)
+        _atomic_write(layout.pre_part(task.index), lambda p: write_records(records, p, "parquet"))
+    else:
+        _atomic_write(layout.part(task.index), lambda p: write_records(records, p, layout.fmt))
+        _write_json(
+            layout.stats_part(task.index), chunk_stats(records, quarantine, task.params.report_lowest)
+        )
     return {
         "index": task.index,
         "read": len(task.items),
@@ -991,6 +1029,97 @@ def _first_pass(specs: list[SourceSpec], model: ModelRef, sample_size: int) -> d
         return child.submit(_first_pass_here, specs, model, sample_size).result()
 
 
+# --- each vendor's context (the second pass) -------------------------------------------------------------
+
+_PROFILE_COLUMNS = ["kind", "market", "source", "vendor", "drug_type_scores"]
+
+
+def _profile_inputs(table: pa.Table) -> tuple[list[Any], np.ndarray]:
+    """The vendor keys (market as the class mix groups it, vendor) and the score matrix of a pre-part."""
+    columns = {name: table.column(name).to_pylist() for name in ("kind", "market", "source", "vendor")}
+    markets = [
+        prior_group_key(k, m, s)
+        for k, m, s in zip(columns["kind"], columns["market"], columns["source"], strict=True)
+    ]
+    keys = vendor_keys(markets, columns["vendor"])
+    scores = table.column("drug_type_scores").flatten()
+    matrix = np.column_stack([np.asarray(c.to_numpy(zero_copy_only=False), dtype=np.float64) for c in scores])
+    return keys, matrix.reshape(len(keys), len(DRUG_TYPES))
+
+
+def apply_vendor_context(
+    layout: BatchLayout, manifest: dict[str, Any], n_chunks: int, head: Any, lowest: int
+) -> dict[str, Any]:
+    """Decide every pre-part's drug types with each vendor's context, write its part and statistics.
+
+    Two passes over the pre-parts (:mod:`pipeline.heads.vendor_context`): the first reads only the vendor and
+    score columns and builds every (market, vendor) profile of the whole batch; the second re-decides each
+    chunk's listings, writes the part in the batch's format and its statistics, and marks the chunk done in
+    the manifest. The profiles come from the listings' own scores, so a resumed batch builds the same ones;
+    the pre-parts are removed at the end. Returns the counts for the summary."""
+    rule = VendorContextRule.of(head.params)
+    thresholds = np.asarray(head.thresholds_, dtype=np.float64)
+    profiles = VendorProfiles(thresholds, rule)
+    for index in range(n_chunks):
+        profiles.add(*_profile_inputs(pq.read_table(layout.pre_part(index), columns=_PROFILE_COLUMNS)))
+    finished = manifest.setdefault("vendor_context_chunks", {})
+    totals: Counter[str] = Counter()
+    for index in range(n_chunks):
+        if str(index) in finished and layout.part(index).exists():
+            totals.update(finished[str(index)])
+            continue
+        table = pq.read_table(layout.pre_part(index), schema=LABELLED_SCHEMA)
+        keys, scores = _profile_inputs(table)
+        codes, info = profiles.decide(keys, scores)
+        records = [_as_tagged(r) for r in table.to_pylist()]
+        changed = [
+            i for i, extra in enumerate(info) if extra is not None and records[i]["drug_types"] != codes[i]
+        ]
+        for i, extra in enumerate(info):
+            records[i]["vendor_context"] = extra
+        if changed:
+            confidence = decision_confidences(
+                [records[i]["drug_type_scores"] for i in changed], [codes[i] for i in changed], thresholds
+            )
+            for i, value in zip(changed, confidence, strict=True):
+                records[i]["drug_types"] = codes[i]
+                records[i]["confidence"] = value
+        counts = {
+            "with_context": sum(extra is not None for extra in info),
+            "changed": len(changed),
+            "filled": sum(bool(extra and extra["filled"]) for extra in info),
+        }
+        quarantine = list(_read_jsonl(layout.quarantine_part(index)))
+        _atomic_write(layout.part(index), functools.partial(write_records, records, fmt=layout.fmt))
+        _write_json(layout.stats_part(index), chunk_stats(records, quarantine, lowest))
+        finished[str(index)] = counts
+        totals.update(counts)
+        _write_json(layout.manifest, manifest)
+    shutil.rmtree(layout.pre_parts, ignore_errors=True)
+    return {
+        "vendors": sum(1 for _ in profiles.vendors),
+        "listings_with_context": int(totals["with_context"]),
+        "changed": int(totals["changed"]),
+        "filled": int(totals["filled"]),
+    }
+
+
+def _as_tagged(record: dict[str, Any]) -> dict[str, Any]:
+    """A record read back from a pre-part without the ad-only fields Parquet filled with nulls for a
+    listing: the same keys the Tagger gave it."""
+    if record.get("is_offer") is None:
+        record.pop("is_offer", None)
+        record.pop("offer_score", None)
+    if record["evidence"].get("ad_detector") is None:
+        record["evidence"].pop("ad_detector", None)
+    return record
+
+
+def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    with open(path, encoding="utf-8") as f:
+        yield from (json.loads(line) for line in f if line.strip())
+
+
 # --- the batch --------------------------------------------------------------------------------------
 
 
@@ -1063,6 +1192,9 @@ def score(
         manifest["priors_seconds"] = round(time.perf_counter() - first_pass, 2)
         _write_json(layout.manifest, manifest)
     prior_shifts = manifest["priors"]["shifts"] or None
+    vendor_rule = (
+        VendorContextRule() if tagger is None else VendorContextRule.of(tagger.heads["drug_type"].params)
+    )
     # the Tagger's ~0.5M long-lived objects leave the garbage collector's view: fewer full collections
     # here, and no copy-on-write of the pages a forked worker shares with this process
     gc.freeze()
@@ -1100,7 +1232,7 @@ def score(
                 seen.add(hashes)
                 digest = _chunk_digest(items)
                 previous = done.get(str(index))
-                if previous is not None and layout.part(index).exists():
+                if previous is not None and layout.scored(index):
                     if previous["digest"] != digest:
                         raise BatchMismatch(
                             f"chunk {index} of the input changed since it was scored; use --fresh"
@@ -1108,7 +1240,7 @@ def score(
                     progress.advance(task_id, len(items))
                     continue
                 digests[index] = digest
-                task = ChunkTask(index, items, duplicates, layout, params, prior_shifts)
+                task = ChunkTask(index, items, duplicates, layout, params, prior_shifts, vendor_rule.active)
                 if pool is None:
                     finish(score_chunk(task, tagger or _use_tagger(ref)))
                     progress.advance(task_id, len(items))
@@ -1132,6 +1264,16 @@ def score(
             pool.shutdown(wait=True, cancel_futures=True)
         gc.unfreeze()
 
+    if layout.pre_parts.exists():  # this run's chunks, or an interrupted run's, await their vendors' context
+        say("deciding drug types with each vendor's other listings (second pass over the output)")
+        second = time.perf_counter()
+        assert tagger is not None or finished_before
+        head = (tagger or _use_tagger(ref)).heads["drug_type"]
+        manifest["vendor_context"] = apply_vendor_context(
+            layout, manifest, n_chunks, head, params.report_lowest
+        )
+        manifest["vendor_context"]["seconds"] = round(time.perf_counter() - second, 2)
+        _write_json(layout.manifest, manifest)
     summary = _finish_batch(layout, manifest, counts, n_chunks, ref, started)
     if report:
         from pipeline.report import write_report
@@ -1195,6 +1337,7 @@ def _finish_batch(
         "rates_date": manifest["batch"]["rates"]["date"],
         "prior_adaptation": manifest.get("priors", {}).get("markets", {}),
         "first_pass_seconds": manifest.get("priors_seconds", 0.0),
+        "vendor_context": manifest.get("vendor_context", {}),
         "outputs": outputs,
         "seconds": round(seconds, 2),
         "chunk_seconds": round(sum(c["seconds"] for c in chunks), 2),

@@ -137,6 +137,9 @@ class Tagger:
                     "laundering": columns["laundering_evidence"][i],
                 },
                 "confidence": confidence[i],
+                # set by `narcotag score` for a listing its vendor's other listings gave context
+                # (pipeline/heads/vendor_context.py); a record tagged on its own has none
+                "vendor_context": None,
                 "model": dict(self.model),
                 "provenance": {"file": file, "locator": locator, "adapter": adapter},
             }

@@ -25,7 +25,7 @@ import typer
 
 from pipeline import families
 from pipeline.config import Paths
-from pipeline.heads.drug_type import DrugTypeParams, binarize, decide, tune_thresholds
+from pipeline.heads.drug_type import binarize, tune_thresholds
 from pipeline.heads.drug_type_spacy import SpacyDrugTypeHead, SpacyParams
 from pipeline.metrics import multilabel_report
 from pipeline.spans_spacy import SpansParams, corpus_sample, train_span_models
@@ -72,9 +72,10 @@ def cap_records(records: pd.DataFrame, cap: int | None, seed: int) -> pd.DataFra
     return records.sample(n=cap, random_state=seed).sort_index()
 
 
-def quick_macro_f1(scores: pd.DataFrame, fallback_ratio: float, grid: DrugTypeParams) -> dict[str, Any]:
-    """Per rotation: thresholds tuned on its val part, macro-F1 of :func:`decide` on its test part (a quick
-    look; the official table is the ``compare`` stage's)."""
+def quick_macro_f1(scores: pd.DataFrame, fallback_ratio: float, grid: Any) -> dict[str, Any]:
+    """Per rotation: thresholds tuned on its val part (``grid``: the family's params, with the threshold grid
+    and the decision settings), macro-F1 of the decisions on its test part (a quick look; the official table
+    is the ``compare`` stage's)."""
     out: dict[str, Any] = {}
     for rotation, rows in scores.groupby("rotation", sort=False):
         val, test = rows[rows["part"] == "val"], rows[rows["part"] == "test"]
@@ -82,11 +83,13 @@ def quick_macro_f1(scores: pd.DataFrame, fallback_ratio: float, grid: DrugTypePa
             continue
         y_val = binarize([list(x) for x in val["labels"]])
         thresholds = (
-            tune_thresholds(families.score_matrix(val), y_val, grid)
+            tune_thresholds(families.score_matrix(val), y_val, grid)  # duck-typed: the grid settings
             if len(val)
             else np.full(y_val.shape[1], grid.default_threshold)
         )
-        predicted = decide(families.score_matrix(test), thresholds, fallback_ratio)
+        predicted = families.table_decisions(
+            test, families.score_matrix(test), thresholds, grid, fallback_ratio
+        )
         y_test = binarize([list(x) for x in test["labels"]])
         summary = multilabel_report(y_test, binarize(predicted))["summary"]
         out[str(rotation)] = {
@@ -143,8 +146,7 @@ def run(params: TrainSpacyParams, paths: Paths, dataset: str) -> dict[str, Any]:
     info["texts_per_second"] = families.texts_per_second(
         head, test if len(test) else val if len(val) else train, limit=params.throughput_records
     )
-    grid = DrugTypeParams(threshold_grid_step=p.threshold_grid_step, default_threshold=p.default_threshold)
-    info["quick_macro_f1"] = quick_macro_f1(scores, p.fallback_ratio, grid)
+    info["quick_macro_f1"] = quick_macro_f1(scores, p.fallback_ratio, p)
 
     corpus = corpus_sample(
         pd.read_parquet(paths.processed / "drug_type.parquet"), params.spans.corpus_records, p.seed

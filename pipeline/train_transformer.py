@@ -27,7 +27,7 @@ import typer
 
 from pipeline import families
 from pipeline.config import Paths
-from pipeline.heads.drug_type import binarize, decide, tune_thresholds
+from pipeline.heads.drug_type import binarize, tune_thresholds
 from pipeline.heads.drug_type_transformer import (
     ONNX_FILE,
     TransformerDrugTypeHead,
@@ -84,7 +84,9 @@ def rotation_macro_f1(
         thresholds = np.full(len(DRUG_TYPES), params.default_threshold)
         if len(val):
             thresholds = tune_thresholds(families.score_matrix(val), binarize(list(val["labels"])), params)  # type: ignore[arg-type]
-        predicted = decide(families.score_matrix(test), thresholds, fallback_ratio)
+        predicted = families.table_decisions(
+            test, families.score_matrix(test), thresholds, params, fallback_ratio
+        )
         report = multilabel_report(binarize(list(test["labels"])), binarize(predicted))["summary"]
         out[str(rotation)] = {
             "macro_f1": report["macro_f1"],

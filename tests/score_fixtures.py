@@ -48,8 +48,15 @@ def build_tiny_project(root: Path) -> TinyProject:
     clean.run(load_params(REPO / "params.yaml").clean, paths, "sample")
     prepare.run(prepare.PrepareParams(lomo_min_records=10**9), paths)
     # prior adaptation on (as params.yaml has it) with a floor the small markets reach
+    # and each vendor's context (the second pass of `narcotag score`), as params.yaml has them
     small = DrugTypeParams(
-        char_max_features=5000, char_ngram_max=4, prior_adaptation=0.75, prior_adaptation_min_records=30
+        char_max_features=5000,
+        char_ngram_max=4,
+        prior_adaptation=0.75,
+        prior_adaptation_min_records=30,
+        rescue_over_non_drug=16,
+        vendor_shift=0.5,
+        vendor_fill_share=0.5,
     )
     with warnings.catch_warnings():  # a tiny sample leaves some drug types without positives: expected
         warnings.filterwarnings("ignore", message="Label not .* is present in all training examples")

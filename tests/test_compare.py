@@ -257,3 +257,30 @@ def test_rule_heads_table_from_the_spacy_facts(tmp_path: Path) -> None:
         "| quantity | exact match (4 fields) | 12 | 0.900 | 0.950 | spacy |"
         in compare.rule_heads_markdown(rows)
     )
+
+
+def test_the_held_out_rotation_is_decided_with_each_vendors_context() -> None:
+    """With vendor context in the tuning and a vendor column in the table, a test record nothing claims
+    takes its vendor's code, as `narcotag score` decides it; without the column (an older table) or with the
+    settings off, it stays non_drug. Ensembles keep the vendors."""
+    from dataclasses import replace
+
+    table = scores_table({})
+    test = (table["part"] == "test") & (table["rotation"] == "a")
+    first = table.index[test][0]  # a0: cannabis, claimed at 0.9 like the rest
+    table.at[first, "scores"] = np.full(len(DRUG_TYPES), 0.01, dtype=np.float32).tolist()  # claims nothing
+    table[families.VENDOR_COLUMN] = np.where(table["labels"].map(tuple) == ("cannabis",), "weedshop", "other")
+    context = replace(TUNING, vendor_fill_share=0.5)
+
+    def decision(tuning: DrugTypeParams, frame: pd.DataFrame) -> list[str]:
+        _, y_pred, _, rows = families.rotation_decisions(frame, "a", tuning, fallback_ratio=0.5)
+        return [DRUG_TYPES[k] for k in np.flatnonzero(y_pred[list(rows.index).index(first)])]
+
+    assert decision(context, table) == ["cannabis"]
+    assert decision(TUNING, table) == ["non_drug"]
+    assert decision(context, table.drop(columns=[families.VENDOR_COLUMN])) == ["non_drug"]
+    report = families.family_report(table, context, 0.5, min_support=1)
+    assert report["lomo"]["a"]["summary"]["macro_f1"] == 1.0
+    mean = ensemble_table({"one": table, "two": table})
+    assert families.VENDOR_COLUMN in mean
+    assert decision(context, mean) == ["cannabis"]

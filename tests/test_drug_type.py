@@ -291,6 +291,30 @@ def test_decide_fallback_ratio_rescues_near_threshold_drug() -> None:
     assert decide(scores, thresholds) == [["non_drug"], ["non_drug"]]
 
 
+@pytest.mark.parametrize(
+    ("drug_score", "non_drug_score", "rescue", "expected"),
+    [
+        (0.08, 0.0, 8.0, ["mdma"]),  # weak drug evidence, none for non_drug: rescued
+        (0.08, 0.005, 8.0, ["mdma"]),  # share 0.2 > 8 x 0.0125
+        (0.08, 0.02, 8.0, ["non_drug"]),  # share 0.2 < 8 x 0.05: non_drug is not far enough behind
+        (0.08, 0.02, 2.0, ["mdma"]),  # a smaller factor rescues it
+        (0.08, 0.0, 0.0, ["non_drug"]),  # 0 = off: the old rule
+        (0.0, 0.0, 8.0, ["non_drug"]),  # nothing for anything: non_drug, never empty
+        (0.08, 0.5, 8.0, ["non_drug"]),  # non_drug above its threshold is never overruled
+        (0.5, 0.0, 8.0, ["mdma"]),  # above its threshold: unaffected
+    ],
+)
+def test_decide_rescue_over_non_drug(
+    drug_score: float, non_drug_score: float, rescue: float, expected: list[str]
+) -> None:
+    thresholds = np.full(len(DRUG_TYPES), 0.4)
+    scores = np.zeros((1, len(DRUG_TYPES)))
+    scores[0, DRUG_TYPES.index("mdma")] = drug_score
+    scores[0, DRUG_TYPES.index("cannabis")] = drug_score / 2  # the best share wins, not the first code
+    scores[0, DRUG_TYPES.index("non_drug")] = non_drug_score
+    assert decide(scores, thresholds, fallback_ratio=0.5, rescue_over_non_drug=rescue) == [expected]
+
+
 def _lexicon_probe_texts() -> list[str]:
     """Texts from the project's gold sets (original and upper-cased) plus edge cases of the lexicon."""
     import json as _json
@@ -374,9 +398,7 @@ def test_fast_scoring_path_equals_the_pipeline(head: DrugTypeHead) -> None:
     plain = model_input(frame)
     assert head.pipeline_ is not None
     expected_scores = head._apply_strong_names(np.asarray(head.pipeline_.predict_proba(plain)), plain)
-    expected = drug_type_columns(
-        expected_scores, head.thresholds_, head.params.fallback_ratio, head.lexicon, frame
-    )
+    expected = drug_type_columns(expected_scores, head.thresholds_, head.params, head.lexicon, frame)
     assert np.array_equal(head.predict_scores(frame), expected_scores)
     got = head.predict(frame)
     assert got == expected

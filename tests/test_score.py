@@ -391,3 +391,93 @@ def test_messenger_ads_keep_the_offer_decision_in_every_format(tiny_project, tmp
         assert all(e["polarity"] in (1, -1) for r in ads for e in r["evidence"]["ad_detector"])
     checked = check_labelled(out)
     assert checked is None or "0 break the contract" in checked
+
+
+def _shop_rows() -> list[dict]:
+    """A shop whose six listings name their drug and one whose title names nothing a model knows, plus a
+    lone vendor with the same kind of title (the test's own phrases)."""
+    named = [
+        "Amnesia Haze weed buds 10g",
+        "Cannabis indoor flowers Gorilla Glue 5g",
+        "Hash Moroccan cannabis resin 25g",
+        "Weed OG Kush buds 28g",
+        "Cannabis White Widow flowers 3.5g",
+        "Marijuana buds Lemon Haze 7g",
+    ]
+    rows = [
+        {"id": f"gs-{i}", "kind": "listing", "market": "Testmarket", "vendor": "GreenShop", "title": title,
+         "description": title, "price": 20 + i, "currency": "USD"}
+        for i, title in enumerate(named)
+    ]  # fmt: skip
+    opaque = "Zorblax special batch 7"
+    rows.append({"id": "gs-opaque", "kind": "listing", "market": "Testmarket", "vendor": "GreenShop",
+                 "title": opaque, "description": opaque, "price": 30, "currency": "USD"})  # fmt: skip
+    rows.append({"id": "solo-opaque", "kind": "listing", "market": "Testmarket", "vendor": "Solo",
+                 "title": opaque, "description": opaque, "price": 30, "currency": "USD"})  # fmt: skip
+    return rows
+
+
+def test_each_vendors_other_listings_decide_an_opaque_listing(tiny_project, tmp_path, monkeypatch):
+    """The second pass: a listing nothing claims takes its shop's code from the shop's other listings, in
+    whichever chunk they are; a lone vendor's stays non_drug; the decisions are those of the in-memory
+    step the evaluation uses; an interrupted second pass resumes to the same output."""
+    import shutil
+
+    import numpy as np
+
+    import pipeline.score as score_module
+    from pipeline.heads.vendor_context import VendorContextRule, decide_with_vendors, vendor_keys
+    from pipeline.tagger import Tagger, prior_group_key
+    from pipeline.taxonomy import DRUG_TYPES
+
+    data = tmp_path / "shop.jsonl"
+    rows = [*generic_rows(tiny_project.sample), *_shop_rows()]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    # the tiny model's thresholds, tuned on a handful of records, claim anything; at 0.9 only a title that
+    # names its drug is claimed, as a model trained on a whole market claims them
+    models = tmp_path / "models"
+    shutil.copytree(tiny_project.models, models)
+    thresholds_file = models / "drug_type" / "thresholds.json"
+    thresholds_file.write_text(json.dumps(dict.fromkeys(json.loads(thresholds_file.read_text()), 0.9)))
+    summary = score([data], tmp_path / "out.jsonl", models, params=small_params(chunk_size=3))
+    records = {r["id"]: r for r in read_labelled(tmp_path / "out.jsonl")}
+    assert records["gs-opaque"]["drug_types"] == ["cannabis"]
+    context = records["gs-opaque"]["vendor_context"]
+    assert context["filled"] and context["shifted"] and 3 <= context["listings"] <= 6
+    assert (
+        records["solo-opaque"]["drug_types"] == ["non_drug"]
+        and records["solo-opaque"]["vendor_context"] is None
+    )
+    assert summary["vendor_context"]["filled"] >= 1 and summary["vendor_context"]["vendors"] > 10
+    assert not (tmp_path / "out.jsonl.score" / "pre-parts").exists()
+    assert summary["read"] == summary["scored"] + summary["quarantined"]
+
+    # the same decisions as the step run on the whole batch at once (how families.py evaluates it)
+    head = Tagger.load(models).heads["drug_type"]
+    listed = list(records.values())
+    keys = vendor_keys(
+        [prior_group_key(r["kind"], r["market"], r["source"]) for r in listed], [r["vendor"] for r in listed]
+    )
+    scores = np.array([[r["drug_type_scores"][c] for c in DRUG_TYPES] for r in listed])
+    expected = decide_with_vendors(scores, head.thresholds_, keys, VendorContextRule.of(head.params))
+    with_context = [i for i, r in enumerate(listed) if r["vendor_context"] is not None]
+    assert len(with_context) > 20
+    assert [listed[i]["drug_types"] for i in with_context] == [expected[i] for i in with_context]
+
+    # interrupted after the second pass wrote two chunks: the re-run finishes it, same output
+    calls = {"n": 0}
+    real_stats = score_module.chunk_stats
+
+    def failing_stats(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("killed")
+        return real_stats(*args, **kwargs)
+
+    monkeypatch.setattr(score_module, "chunk_stats", failing_stats)
+    with pytest.raises(RuntimeError, match="killed"):
+        score([data], tmp_path / "again.jsonl", models, params=small_params(chunk_size=3))
+    assert (tmp_path / "again.jsonl.score" / "pre-parts").exists()
+    monkeypatch.setattr(score_module, "chunk_stats", real_stats)
+    score([data], tmp_path / "again.jsonl", models, params=small_params(chunk_size=3))
+    assert (tmp_path / "again.jsonl").read_text() == (tmp_path / "out.jsonl").read_text()

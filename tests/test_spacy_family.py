@@ -239,7 +239,7 @@ def test_train_spacy_stage_writes_models_scores_and_facts(tmp_path: Path, mlflow
         assert (paths.models / name / "model").is_dir()
     reports = paths.reports / "tiny"
     scores = families.read_scores(families.scores_path(reports, "spacy"))
-    assert tuple(scores.columns) == families.SCORE_COLUMNS
+    assert tuple(scores.columns) == (*families.SCORE_COLUMNS, families.VENDOR_COLUMN)
     for rotation in ("m1", "m2", families.IN_MARKET):
         assert set(scores.loc[scores["rotation"] == rotation, "part"]) == {"val", "test"}
     assert families.score_matrix(scores).shape == (len(scores), len(DRUG_TYPES))

@@ -147,7 +147,7 @@ def test_stage_writes_both_families(tmp_path: Path, mlflow_uri: str) -> None:
     assert families.head_family(paths.models / "drug_type_transformer_int8") == "transformer_int8"
     for family in ("transformer", "transformer_int8"):
         scores = families.read_scores(families.scores_path(paths.reports / "sample", family))
-        assert tuple(scores.columns) == families.SCORE_COLUMNS
+        assert tuple(scores.columns) == (*families.SCORE_COLUMNS, families.VENDOR_COLUMN)
         parts = scores.groupby("rotation")["part"].agg(set).to_dict()
         assert parts == {r: {"val", "test"} for r in ("alpha", "beta", families.IN_MARKET)}
         assert len(scores[(scores["rotation"] == "alpha") & (scores["part"] == "test")]) == 20  # capped

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -65,6 +65,12 @@ class DrugTypeParams:
     class_weight: str | None = None  # None | "balanced"
     max_iter: int = 300  # liblinear, dual form: features outnumber records, so the dual converges faster
     fallback_ratio: float = 0.0  # see decide(); 0 = nothing above threshold means non_drug
+    rescue_over_non_drug: float = 0.0  # see decide(); 0 = off
+    # a vendor's other listings in the batch as context (pipeline/heads/vendor_context.py); 0 = off
+    vendor_shift: float = 0.0
+    vendor_pseudo_listings: float = 5.0
+    vendor_min_listings: int = 3
+    vendor_fill_share: float = 0.0
     strong_floor: float = 0.7
     strong_veto_non_drug: float = 0.5
     # next to a code the text names unambiguously, a drug code it does not name keeps its score only at or
@@ -361,24 +367,42 @@ def model_input(records: pd.DataFrame) -> list[str]:
     return [t.lower() for t in records[column].fillna("")]
 
 
-def decide(scores: np.ndarray, thresholds: np.ndarray, fallback_ratio: float = 0.0) -> list[list[str]]:
+class DecisionRule(Protocol):
+    """What :func:`drug_type_columns` reads from a head's params: the rescue settings of :func:`decide`."""
+
+    @property
+    def fallback_ratio(self) -> float: ...
+
+    @property
+    def rescue_over_non_drug(self) -> float: ...
+
+
+def decide(
+    scores: np.ndarray, thresholds: np.ndarray, fallback_ratio: float = 0.0, rescue_over_non_drug: float = 0.0
+) -> list[list[str]]:
     """Scores -> code lists: per-class thresholds; non_drug exclusive; never empty.
 
-    When no code reaches its threshold, the drug code closest to its threshold is taken if its score is at
-    least ``fallback_ratio`` x its threshold (a drug listing from a market that words it differently);
-    otherwise the record is ``non_drug``: no drug offer was recognised. (Always taking the arg-max turned
-    counterfeit sneakers into "cannabis" on markets whose non-drug goods the model had not seen.)
+    When no code reaches its threshold, the drug code closest to its threshold (the highest score/threshold
+    share) is taken if that share is at least ``fallback_ratio``, or more than ``rescue_over_non_drug`` times
+    ``non_drug``'s own share (0 = off): a drug listing from a market that words it differently, whose
+    ``non_drug`` score is lower still. Otherwise the record is ``non_drug``: no drug offer was recognised.
+    (Always taking the arg-max turned counterfeit sneakers into "cannabis" on markets whose non-drug goods
+    the model had not seen; the comparison with ``non_drug`` keeps those, which the model calls non_drug
+    more than it calls anything else.)
     """
     above = scores >= thresholds
     drug_mask = np.ones(len(DRUG_TYPES), dtype=bool)
     drug_mask[_NON_DRUG_INDEX] = False
     any_drug = (above & drug_mask).any(axis=1)
     above[any_drug, _NON_DRUG_INDEX] = False
-    ratio = np.where(drug_mask, scores / np.maximum(thresholds, 1e-9), -1.0)
+    share = scores / np.maximum(thresholds, 1e-9)
+    ratio = np.where(drug_mask, share, -1.0)
     best = ratio.argmax(axis=1)
-    rescue = (
-        ~any_drug & ~above[:, _NON_DRUG_INDEX] & (ratio.max(axis=1) >= fallback_ratio) & (fallback_ratio > 0)
-    )
+    best_share = ratio.max(axis=1)
+    near = (best_share >= fallback_ratio) & (fallback_ratio > 0)
+    non_drug_share = share[:, _NON_DRUG_INDEX]
+    over_non_drug = (rescue_over_non_drug > 0) & (best_share > rescue_over_non_drug * non_drug_share)
+    rescue = ~any_drug & ~above[:, _NON_DRUG_INDEX] & (near | over_non_drug)
     above[rescue, best[rescue]] = True
     above[~any_drug & ~rescue, _NON_DRUG_INDEX] = True
     return [[DRUG_TYPES[i] for i in np.flatnonzero(row)] for row in above]
@@ -387,15 +411,16 @@ def decide(scores: np.ndarray, thresholds: np.ndarray, fallback_ratio: float = 0
 def drug_type_columns(
     scores: np.ndarray,
     thresholds: np.ndarray,
-    fallback_ratio: float,
+    rule: DecisionRule,
     lexicon: Lexicon,
     records: pd.DataFrame,
     evidence: list[list[dict[str, Any]]] | None = None,
 ) -> dict[str, list[Any]]:
-    """The drug_type output columns every family returns: ``drug_types`` (:func:`decide`),
+    """The drug_type output columns every family returns: ``drug_types`` (:func:`decide` with the head's
+    ``rule``: its params' ``fallback_ratio`` and ``rescue_over_non_drug``),
     ``drug_type_scores`` (per-code dicts, 4 decimals), ``drug_type_evidence`` (lexicon hits in ``text``;
     pass ``evidence`` when they are already found)."""
-    codes = decide(scores, thresholds, fallback_ratio)
+    codes = decide(scores, thresholds, rule.fallback_ratio, rule.rescue_over_non_drug)
     rounded = np.round(np.asarray(scores, dtype=np.float64), 4).tolist()
     score_dicts = [dict(zip(DRUG_TYPES, row, strict=True)) for row in rounded]
     if evidence is None:
@@ -611,9 +636,7 @@ class DrugTypeHead:
         hits = self._lexicon_hits(texts)
         scores = self._finish_scores(self._probabilities(texts, hits), texts, logit_shift)
         evidence = self._evidence(records, hits) if hits is not None else None
-        return drug_type_columns(
-            scores, self.thresholds_, self.params.fallback_ratio, self.lexicon, records, evidence
-        )
+        return drug_type_columns(scores, self.thresholds_, self.params, self.lexicon, records, evidence)
 
     def _evidence(self, records: pd.DataFrame, hits: list[list[re.Match[str]]]) -> list[list[dict[str, Any]]]:
         """:meth:`Lexicon.matches` of each ``text``, reusing the model text's matches where they are the same:

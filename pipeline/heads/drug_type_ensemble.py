@@ -95,7 +95,7 @@ class EnsembleDrugTypeHead:
     def predict(self, records: pd.DataFrame, logit_shift: np.ndarray | None = None) -> dict[str, list[Any]]:
         """``drug_types``, ``drug_type_scores`` and ``drug_type_evidence`` per record (as every family)."""
         scores = self.predict_scores(records, logit_shift=logit_shift)
-        return drug_type_columns(scores, self.thresholds_, self.params.fallback_ratio, self.lexicon, records)
+        return drug_type_columns(scores, self.thresholds_, self.params, self.lexicon, records)
 
     def save(self, directory: Path) -> None:
         """Members under ``members/<family>/``, plus thresholds, params and the head marker."""

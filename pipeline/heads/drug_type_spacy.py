@@ -61,6 +61,12 @@ class SpacyParams:
     learn_rate: float = 0.001
     max_chars: int = 1000
     fallback_ratio: float = 0.5  # see decide(); the same default as the sklearn family
+    rescue_over_non_drug: float = 0.0  # see pipeline.heads.drug_type.decide
+    # a vendor's other listings in the batch as context (pipeline/heads/vendor_context.py); 0 = off
+    vendor_shift: float = 0.0
+    vendor_pseudo_listings: float = 5.0
+    vendor_min_listings: int = 3
+    vendor_fill_share: float = 0.0
     threshold_grid_step: float = 0.05
     default_threshold: float = 0.5
     batch_size: int = 256  # nlp.pipe batch size at scoring
@@ -282,7 +288,7 @@ class SpacyDrugTypeHead:
         """``drug_types``, ``drug_type_scores`` and ``drug_type_evidence`` per record (the same columns as
         :meth:`pipeline.heads.drug_type.DrugTypeHead.predict`)."""
         return drug_type_columns(
-            self.predict_scores(records), self.thresholds_, self.params.fallback_ratio, self.lexicon, records
+            self.predict_scores(records), self.thresholds_, self.params, self.lexicon, records
         )
 
     def save(self, directory: Path) -> None:

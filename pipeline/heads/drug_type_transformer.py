@@ -68,6 +68,12 @@ class TransformerParams:
     max_eval_records: int | None = 1000  # val records evaluated every eval_steps (thresholds use all of val)
     seed: int = 13
     fallback_ratio: float = 0.5  # see pipeline.heads.drug_type.decide
+    rescue_over_non_drug: float = 0.0  # see pipeline.heads.drug_type.decide
+    # a vendor's other listings in the batch as context (pipeline/heads/vendor_context.py); 0 = off
+    vendor_shift: float = 0.0
+    vendor_pseudo_listings: float = 5.0
+    vendor_min_listings: int = 3
+    vendor_fill_share: float = 0.0
     threshold_grid_step: float = 0.05
     default_threshold: float = 0.5
     torch_threads: int = 2
@@ -365,7 +371,7 @@ class TransformerDrugTypeHead:
     def predict(self, records: pd.DataFrame) -> dict[str, list[Any]]:
         """``drug_types``, ``drug_type_scores`` and ``drug_type_evidence`` per record."""
         return drug_type_columns(
-            self.predict_scores(records), self.thresholds_, self.params.fallback_ratio, self.lexicon, records
+            self.predict_scores(records), self.thresholds_, self.params, self.lexicon, records
         )
 
     # --- persistence -------------------------------------------------------------------------------------
