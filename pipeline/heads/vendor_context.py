@@ -1,8 +1,8 @@
 """A vendor's other listings as context for each of its listings' drug type (a batch-level step).
 
 A listing's title is often all a scrape holds, and many titles name no drug a model knows: a strain name, a
-pill's press ("Blue Dolphins"), a brand, a vendor's own nickname for a product. The same vendor's other
-listings in the same market usually do name it. An analyst reads a shop that way; this module does the same
+pill's press name, a brand, a vendor's own nickname for a product. The same vendor's other listings in the
+same market usually do name it. An analyst reads a shop that way; this module does the same
 with the model's own decisions, never with labels:
 
 1. **Profile.** Per vendor of a market, the codes the model decided for the vendor's *claimed* listings
