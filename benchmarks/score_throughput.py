@@ -143,6 +143,9 @@ def run_score(
         "wall_s": round(wall, 1),
         "score_s": summary["seconds"],  # inside score(): without interpreter start and model load
         "first_pass_s": summary.get("first_pass_seconds"),  # each market's class mix (inside score_s)
+        # each vendor's other listings: the second pass over the pre-parts (inside score_s; absent when off)
+        "vendor_pass_s": (summary.get("vendor_context") or {}).get("seconds"),
+        "vendor_changed": (summary.get("vendor_context") or {}).get("changed"),
         "listings_per_s": round(summary["read"] / wall),
         "listings_per_s_in_score": round(summary["read"] / summary["seconds"]),
         "peak_rss_largest_mib": round(memory.max_rss / 2**20),

@@ -1097,7 +1097,7 @@ def apply_vendor_context(
         _write_json(layout.manifest, manifest)
     shutil.rmtree(layout.pre_parts, ignore_errors=True)
     return {
-        "vendors": sum(1 for _ in profiles.vendors),
+        "vendors": len(profiles.vendors),
         "listings_with_context": int(totals["with_context"]),
         "changed": int(totals["changed"]),
         "filled": int(totals["filled"]),

@@ -224,6 +224,20 @@ def test_record_page_shows_evidence_scores_and_provenance(review: dict[str, Any]
     assert '<meter min="0" max="1" value="0.9">' in html  # scores shown
 
 
+def test_record_page_says_when_the_vendors_listings_decided_the_drug_type(tmp_path: Path) -> None:
+    records = batch_records()
+    records[0] = {**records[0], "vendor_context": {"listings": 7, "shifted": True, "filled": True}}
+    records[1] = {**records[1], "vendor_context": {"listings": 4, "shifted": True, "filled": False}}
+    store, batch, _ = open_review(write_batch(tmp_path / "batch.jsonl", records), tmp_path / "review.db")
+    client = create_app(store, batch.name, reviewer="alice").test_client()
+    filled = client.get(f"/record/{records[0]['id']}").get_data(as_text=True)
+    assert "Filled in from this vendor's 7 other listings" in filled
+    weighed = client.get(f"/record/{records[1]['id']}").get_data(as_text=True)
+    assert "Weighed with this vendor's 4 other listings" in weighed
+    plain = client.get(f"/record/{records[2]['id']}").get_data(as_text=True)
+    assert 'id="vendor-context"' not in plain
+
+
 # --- security ------------------------------------------------------------------------------------------
 
 
