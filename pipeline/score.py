@@ -1048,60 +1048,111 @@ def _profile_inputs(table: pa.Table) -> tuple[list[Any], np.ndarray]:
 
 
 def apply_vendor_context(
-    layout: BatchLayout, manifest: dict[str, Any], n_chunks: int, head: Any, lowest: int
+    layout: BatchLayout, manifest: dict[str, Any], n_chunks: int, head: Any, lowest: int, workers: int = 1
 ) -> dict[str, Any]:
     """Decide every pre-part's drug types with each vendor's context, write its part and statistics.
 
     Two passes over the pre-parts (:mod:`pipeline.heads.vendor_context`): the first reads only the vendor and
     score columns and builds every (market, vendor) profile of the whole batch; the second re-decides each
-    chunk's listings, writes the part in the batch's format and its statistics, and marks the chunk done in
-    the manifest. The profiles come from the listings' own scores, so a resumed batch builds the same ones;
-    the pre-parts are removed at the end. Returns the counts for the summary."""
+    chunk's listings (``workers`` forked processes that inherit the profiles, where the platform forks),
+    writes the part in the batch's format and its statistics, and marks the chunk done in the manifest. The
+    profiles come from the listings' own scores, so a resumed batch builds the same ones; the pre-parts are
+    removed at the end. Returns the counts for the summary."""
+    global _VENDOR_PROFILES
     rule = VendorContextRule.of(head.params)
-    thresholds = np.asarray(head.thresholds_, dtype=np.float64)
-    profiles = VendorProfiles(thresholds, rule)
+    profiles = VendorProfiles(np.asarray(head.thresholds_, dtype=np.float64), rule)
     for index in range(n_chunks):
         profiles.add(*_profile_inputs(pq.read_table(layout.pre_part(index), columns=_PROFILE_COLUMNS)))
     finished = manifest.setdefault("vendor_context_chunks", {})
+    pending = [i for i in range(n_chunks) if not (str(i) in finished and layout.part(i).exists())]
+    task = functools.partial(_decide_pre_part, layout=layout, lowest=lowest)
+    _VENDOR_PROFILES = profiles
+    try:
+        if workers > 1 and len(pending) > 1 and "fork" in multiprocessing.get_all_start_methods():
+            context = multiprocessing.get_context("fork")  # the workers inherit the profiles, unpickled
+            with ProcessPoolExecutor(min(workers, len(pending)), mp_context=context) as pool:
+                for index, counts in zip(pending, pool.map(task, pending), strict=True):
+                    finished[str(index)] = counts
+                    _write_json(layout.manifest, manifest)
+        else:
+            for index in pending:
+                finished[str(index)] = task(index)
+                _write_json(layout.manifest, manifest)
+    finally:
+        _VENDOR_PROFILES = None
+    shutil.rmtree(layout.pre_parts, ignore_errors=True)
     totals: Counter[str] = Counter()
     for index in range(n_chunks):
-        if str(index) in finished and layout.part(index).exists():
-            totals.update(finished[str(index)])
-            continue
-        table = pq.read_table(layout.pre_part(index), schema=LABELLED_SCHEMA)
-        keys, scores = _profile_inputs(table)
-        codes, info = profiles.decide(keys, scores)
-        records = [_as_tagged(r) for r in table.to_pylist()]
-        changed = [
-            i for i, extra in enumerate(info) if extra is not None and records[i]["drug_types"] != codes[i]
-        ]
-        for i, extra in enumerate(info):
-            records[i]["vendor_context"] = extra
-        if changed:
-            confidence = decision_confidences(
-                [records[i]["drug_type_scores"] for i in changed], [codes[i] for i in changed], thresholds
-            )
-            for i, value in zip(changed, confidence, strict=True):
-                records[i]["drug_types"] = codes[i]
-                records[i]["confidence"] = value
-        counts = {
-            "with_context": sum(extra is not None for extra in info),
-            "changed": len(changed),
-            "filled": sum(bool(extra and extra["filled"]) for extra in info),
-        }
-        quarantine = list(_read_jsonl(layout.quarantine_part(index)))
-        _atomic_write(layout.part(index), functools.partial(write_records, records, fmt=layout.fmt))
-        _write_json(layout.stats_part(index), chunk_stats(records, quarantine, lowest))
-        finished[str(index)] = counts
-        totals.update(counts)
-        _write_json(layout.manifest, manifest)
-    shutil.rmtree(layout.pre_parts, ignore_errors=True)
+        totals.update(finished[str(index)])
     return {
         "vendors": len(profiles.vendors),
         "listings_with_context": int(totals["with_context"]),
         "changed": int(totals["changed"]),
         "filled": int(totals["filled"]),
     }
+
+
+_VENDOR_PROFILES: VendorProfiles | None = None  # the batch's profiles while its pre-parts are decided
+
+
+def _decide_pre_part(index: int, layout: BatchLayout, lowest: int) -> dict[str, int]:
+    """Decide one pre-part with the batch's vendor profiles; write its part and statistics; return counts."""
+    profiles = _VENDOR_PROFILES
+    if profiles is None:
+        raise RuntimeError("_decide_pre_part runs inside apply_vendor_context")
+    table = pq.read_table(layout.pre_part(index), schema=LABELLED_SCHEMA)
+    keys, scores = _profile_inputs(table)
+    codes, info = profiles.decide(keys, scores)
+    drug_types = table.column("drug_types").to_pylist()
+    confidence = table.column("confidence").to_pylist()
+    # a listing without context keeps its codes (decided on full-precision scores; these are rounded)
+    changed = [i for i, extra in enumerate(info) if extra is not None and drug_types[i] != codes[i]]
+    if changed:
+        changed_scores = [dict(zip(DRUG_TYPES, scores[i].tolist(), strict=True)) for i in changed]
+        new_confidence = decision_confidences(
+            changed_scores, [codes[i] for i in changed], profiles.thresholds
+        )
+        for i, value in zip(changed, new_confidence, strict=True):
+            drug_types[i] = codes[i]
+            confidence[i] = value
+    for name, values in (("drug_types", drug_types), ("confidence", confidence), ("vendor_context", info)):
+        position = LABELLED_SCHEMA.get_field_index(name)
+        column = pa.array(values, type=LABELLED_SCHEMA.field(name).type)
+        table = table.set_column(position, LABELLED_SCHEMA.field(name), column)
+    quarantine = list(_read_jsonl(layout.quarantine_part(index)))
+    _atomic_write(layout.part(index), functools.partial(_write_table, table, fmt=layout.fmt))
+    _write_json(layout.stats_part(index), chunk_stats(_stats_rows(table, lowest), quarantine, lowest))
+    return {
+        "with_context": sum(extra is not None for extra in info),
+        "changed": len(changed),
+        "filled": sum(bool(extra and extra["filled"]) for extra in info),
+    }
+
+
+#: the columns :func:`chunk_stats` reads from every record; :func:`_review_item` reads these too
+_STATS_COLUMNS = ["id", "source", "kind", "lang", "drug_types", "ships_from", "laundering_hints",
+                  "crypto_addresses", "contacts", "analytics", "confidence"]  # fmt: skip
+_REVIEW_COLUMNS = ["market", "text", "provenance"]
+
+
+def _stats_rows(table: pa.Table, lowest: int) -> list[dict[str, Any]]:
+    """The records of a decided pre-part as :func:`chunk_stats` needs them, without converting the heavy
+    nested columns: only the ``lowest`` least confident rows (the report's review list) get text,
+    market and provenance."""
+    rows = table.select(_STATS_COLUMNS).to_pylist()
+    least = heapq.nsmallest(lowest, range(len(rows)), key=lambda i: (rows[i]["confidence"], rows[i]["id"]))
+    picked = table.take(pa.array(least, type=pa.int64())).select(_REVIEW_COLUMNS).to_pylist()
+    for i, extra in zip(least, picked, strict=True):
+        rows[i].update(extra)
+    return rows
+
+
+def _write_table(table: pa.Table, path: Path, fmt: str) -> None:
+    """A decided pre-part in the batch's format (Parquet as it is; JSONL/CSV through the records)."""
+    if fmt == "parquet":
+        pq.write_table(table, path, compression="zstd")
+    else:
+        write_records([_as_tagged(r) for r in table.to_pylist()], path, fmt)
 
 
 def _as_tagged(record: dict[str, Any]) -> dict[str, Any]:
@@ -1270,7 +1321,7 @@ def score(
         assert tagger is not None or finished_before
         head = (tagger or _use_tagger(ref)).heads["drug_type"]
         manifest["vendor_context"] = apply_vendor_context(
-            layout, manifest, n_chunks, head, params.report_lowest
+            layout, manifest, n_chunks, head, params.report_lowest, n_workers
         )
         manifest["vendor_context"]["seconds"] = round(time.perf_counter() - second, 2)
         _write_json(layout.manifest, manifest)

@@ -481,3 +481,6 @@ def test_each_vendors_other_listings_decide_an_opaque_listing(tiny_project, tmp_
     monkeypatch.setattr(score_module, "chunk_stats", real_stats)
     score([data], tmp_path / "again.jsonl", models, params=small_params(chunk_size=3))
     assert (tmp_path / "again.jsonl").read_text() == (tmp_path / "out.jsonl").read_text()
+    # two workers: the chunks and the second pass's re-decisions run in forked processes, same output
+    score([data], tmp_path / "pool.jsonl", models, params=small_params(chunk_size=3), workers=2)
+    assert (tmp_path / "pool.jsonl").read_text() == (tmp_path / "out.jsonl").read_text()

@@ -380,7 +380,25 @@ class DecisionRule(Protocol):
 def decide(
     scores: np.ndarray, thresholds: np.ndarray, fallback_ratio: float = 0.0, rescue_over_non_drug: float = 0.0
 ) -> list[list[str]]:
-    """Scores -> code lists: per-class thresholds; non_drug exclusive; never empty.
+    """Scores -> code lists: per-class thresholds; non_drug exclusive; never empty
+    (:func:`decision_matrix` as lists of codes)."""
+    return code_lists(decision_matrix(scores, thresholds, fallback_ratio, rescue_over_non_drug))
+
+
+def code_lists(chosen: np.ndarray) -> list[list[str]]:
+    """An (n, 17) 0/1 matrix -> each row's codes in :data:`DRUG_TYPES` order (:func:`binarize` reversed)."""
+    out: list[list[str]] = [[] for _ in range(len(chosen))]
+    rows, columns = np.nonzero(chosen)
+    for row, column in zip(rows.tolist(), columns.tolist(), strict=True):
+        out[row].append(DRUG_TYPES[column])
+    return out
+
+
+def decision_matrix(
+    scores: np.ndarray, thresholds: np.ndarray, fallback_ratio: float = 0.0, rescue_over_non_drug: float = 0.0
+) -> np.ndarray:
+    """Scores -> the (n, 17) boolean matrix of chosen codes: per-class thresholds; non_drug exclusive; never
+    empty.
 
     When no code reaches its threshold, the drug code closest to its threshold (the highest score/threshold
     share) is taken if that share is at least ``fallback_ratio``, or more than ``rescue_over_non_drug`` times
@@ -405,7 +423,7 @@ def decide(
     rescue = ~any_drug & ~above[:, _NON_DRUG_INDEX] & (near | over_non_drug)
     above[rescue, best[rescue]] = True
     above[~any_drug & ~rescue, _NON_DRUG_INDEX] = True
-    return [[DRUG_TYPES[i] for i in np.flatnonzero(row)] for row in above]
+    return np.asarray(above)
 
 
 def drug_type_columns(

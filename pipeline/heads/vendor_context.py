@@ -75,12 +75,12 @@ def own_decisions(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(claimed, codes): whether some code reaches its threshold, and the 0/1 codes a claimed listing was
     given (zeros for an unclaimed one), from the listing's own scores."""
-    from pipeline.heads.drug_type import binarize, decide
+    from pipeline.heads.drug_type import decision_matrix
 
     scores = np.asarray(scores, dtype=np.float64)
     claimed: np.ndarray = np.asarray((scores >= thresholds).any(axis=1))
-    codes = binarize(decide(scores, thresholds, rule.fallback_ratio, rule.rescue_over_non_drug))
-    return claimed, codes * claimed[:, None]
+    codes = decision_matrix(scores, thresholds, rule.fallback_ratio, rule.rescue_over_non_drug)
+    return claimed, (codes & claimed[:, None]).astype(np.int8)
 
 
 class VendorProfiles:
