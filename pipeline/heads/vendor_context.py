@@ -47,9 +47,7 @@ class VendorContextRule:
     shift: float = 0.0  # share of the vendor's log-odds shift applied; 0 = off
     pseudo_listings: float = 5.0  # shrinkage of a vendor's rate towards its market's
     min_listings: int = 3  # other claimed listings a vendor needs before its profile counts
-    fill_share: float = (
-        0.0  # a still-unclaimed listing takes the vendor's dominant code at this share; 0 = off
-    )
+    fill_share: float = 0.0  # an unclaimed listing takes the vendor's code at this share; 0 = off
     fallback_ratio: float = 0.0  # the head's decide() settings
     rescue_over_non_drug: float = 0.0
 
