@@ -207,10 +207,21 @@ def render_report(stats: BatchStats, manifest: dict[str, Any], summary: dict[str
         column = origin if origin in cols else "other"
         matrix[drugs.index(drug), cols.index(column)] += n
     heat = _heatmap(drugs, cols, matrix) if drugs and cols else ""
+    context = summary.get("vendor_context") or {}
+    context_note = (
+        f'<p id="vendor-context">Drug types were read with each vendor\'s other listings in the batch: '
+        f"{context.get('listings_with_context', 0):,} listings had that context, "
+        f"{context.get('changed', 0):,} of them got other drug types from it "
+        f"({context.get('filled', 0):,} filled in from the vendor's code where the text named no drug the "
+        "model recognised). Each record's <code>vendor_context</code> says which.</p>"
+        if context
+        else ""
+    )
     sections.append(
         '<section id="drug-origin"><h2>Drug type &times; shipping origin</h2>'
         "<p>Records per drug type and ships-from country (a bundle counts once per drug type, a record "
         "shipping from several countries once per country; <i>unknown</i>: no origin found).</p>"
+        + context_note
         + heat
         + _table(
             ["drug type", *cols, "total"],

@@ -57,6 +57,9 @@ def test_report_renders_and_escapes_listing_text(tiny_project, tmp_path):
     text = "".join(page.text)
     assert text.count(PAYLOAD) >= 6  # shown as text in the lowest-confidence table: listing text, market
     assert f"{summary['read']:,} read" in text and "invalid_json" in text
+    context = summary["vendor_context"]  # the tiny project decides with each vendor's listings
+    assert f"{context['listings_with_context']:,} listings had that context" in text
+    assert any(a.get("id") == "vendor-context" for t, a in page.tags if t == "p")
 
 
 def test_report_is_rebuilt_from_the_batch_folder(tiny_project, tmp_path):
