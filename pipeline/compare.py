@@ -60,22 +60,19 @@ def ensemble_table(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """The mean of the members' scores for the rows every member scored (same rotation, part, id)."""
     keys = ["rotation", "part", "id"]
     names = list(tables)
-    merged = tables[names[0]][[*keys, "market_key", "labels", "scores"]].rename(columns={"scores": names[0]})
+    first = tables[names[0]]
+    # the members scored the same records: labels and vendors come from the first
+    carried = ["market_key", "labels", *([families.VENDOR_COLUMN] if families.VENDOR_COLUMN in first else [])]
+    merged = first[[*keys, *carried, "scores"]].rename(columns={"scores": names[0]})
     for name in names[1:]:
         merged = merged.merge(tables[name][[*keys, "scores"]].rename(columns={"scores": name}), on=keys)
     stacked = (
         np.stack([np.vstack(merged[n].map(np.asarray).to_numpy()) for n in names]) if len(merged) else None
     )
     mean = stacked.mean(axis=0) if stacked is not None else np.zeros((0, len(DRUG_TYPES)))
-    out = merged[[*keys, "market_key", "labels"]].copy()
+    out = merged[[*keys, *carried]].copy()
     out["scores"] = [row.astype(np.float32).tolist() for row in mean]
-    columns = list(families.SCORE_COLUMNS)
-    first = tables[names[0]]
-    if families.VENDOR_COLUMN in first:  # the members scored the same records: the first one's vendors
-        vendors = first[[*keys, families.VENDOR_COLUMN]]
-        out = out.merge(vendors, on=keys, how="left")
-        columns.append(families.VENDOR_COLUMN)
-    return out[columns]
+    return out[[*families.SCORE_COLUMNS, *carried[2:]]]
 
 
 def ensemble_members(found: dict[str, dict[str, Any]]) -> list[tuple[str, ...]]:

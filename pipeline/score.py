@@ -1167,6 +1167,7 @@ def _as_tagged(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    """The JSON objects of a JSONL file, one per non-empty line."""
     with open(path, encoding="utf-8") as f:
         yield from (json.loads(line) for line in f if line.strip())
 
@@ -1435,8 +1436,7 @@ def read_labelled(path: Path) -> Iterator[dict[str, Any]]:
             for batch in pq.ParquetFile(file).iter_batches(batch_size=4096):
                 yield from batch.to_pylist()
         elif file.suffix == ".jsonl":
-            with open(file, encoding="utf-8") as f:
-                yield from (json.loads(line) for line in f if line.strip())
+            yield from _read_jsonl(file)
         elif file.suffix == ".csv":
             with open(file, encoding="utf-8", newline="") as f:
                 for row in csv.DictReader(f):

@@ -25,7 +25,6 @@ import typer
 
 from pipeline import families
 from pipeline.config import Paths
-from pipeline.heads.drug_type import binarize, tune_thresholds
 from pipeline.heads.drug_type_spacy import SpacyDrugTypeHead, SpacyParams
 from pipeline.metrics import multilabel_report
 from pipeline.spans_spacy import SpansParams, corpus_sample, train_span_models
@@ -77,21 +76,11 @@ def quick_macro_f1(scores: pd.DataFrame, fallback_ratio: float, grid: Any) -> di
     and the decision settings), macro-F1 of the decisions on its test part (a quick look; the official table
     is the ``compare`` stage's)."""
     out: dict[str, Any] = {}
-    for rotation, rows in scores.groupby("rotation", sort=False):
-        val, test = rows[rows["part"] == "val"], rows[rows["part"] == "test"]
-        if test.empty:
+    for rotation in dict.fromkeys(scores["rotation"]):
+        if not ((scores["rotation"] == rotation) & (scores["part"] == "test")).any():
             continue
-        y_val = binarize([list(x) for x in val["labels"]])
-        thresholds = (
-            tune_thresholds(families.score_matrix(val), y_val, grid)  # duck-typed: the grid settings
-            if len(val)
-            else np.full(y_val.shape[1], grid.default_threshold)
-        )
-        predicted = families.table_decisions(
-            test, families.score_matrix(test), thresholds, grid, fallback_ratio
-        )
-        y_test = binarize([list(x) for x in test["labels"]])
-        summary = multilabel_report(y_test, binarize(predicted))["summary"]
+        y_test, y_pred, _, _ = families.rotation_decisions(scores, rotation, grid, fallback_ratio)
+        summary = multilabel_report(y_test, y_pred)["summary"]
         out[str(rotation)] = {
             k: summary[k] for k in ("macro_f1", "macro_f1_supported", "micro_f1", "records")
         }

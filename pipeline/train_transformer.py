@@ -27,7 +27,6 @@ import typer
 
 from pipeline import families
 from pipeline.config import Paths
-from pipeline.heads.drug_type import binarize, tune_thresholds
 from pipeline.heads.drug_type_transformer import (
     ONNX_FILE,
     TransformerDrugTypeHead,
@@ -35,7 +34,6 @@ from pipeline.heads.drug_type_transformer import (
     export_onnx_int8,
 )
 from pipeline.metrics import multilabel_report
-from pipeline.taxonomy import DRUG_TYPES
 from pipeline.train import labelled_frame
 
 MODEL_DIR = "drug_type_transformer"
@@ -77,17 +75,11 @@ def rotation_macro_f1(
     """Per rotation: thresholds tuned on its val part, decisions on its test part, macro-F1 (the compare
     stage's rule, computed here for the stage's own report)."""
     out: dict[str, Any] = {}
-    for rotation, rows in scores.groupby("rotation", sort=True):
-        val, test = rows[rows["part"] == "val"], rows[rows["part"] == "test"]
-        if test.empty:
+    for rotation in sorted(set(scores["rotation"])):
+        y_test, y_pred, _, test = families.rotation_decisions(scores, rotation, params, fallback_ratio)
+        if not len(test):
             continue
-        thresholds = np.full(len(DRUG_TYPES), params.default_threshold)
-        if len(val):
-            thresholds = tune_thresholds(families.score_matrix(val), binarize(list(val["labels"])), params)  # type: ignore[arg-type]
-        predicted = families.table_decisions(
-            test, families.score_matrix(test), thresholds, params, fallback_ratio
-        )
-        report = multilabel_report(binarize(list(test["labels"])), binarize(predicted))["summary"]
+        report = multilabel_report(y_test, y_pred)["summary"]
         out[str(rotation)] = {
             "macro_f1": report["macro_f1"],
             "macro_f1_supported": report["macro_f1_supported"],
