@@ -139,7 +139,7 @@ def decide_rotation(
         fallback_ratio = params.fallback_ratio if params is not None else 0.5
     params = params or DrugTypeParams()
     test = table[(table["rotation"] == rotation) & (table["part"] == "test")].reset_index(drop=True)
-    thresholds = rotation_thresholds(table, rotation, params)  # the compare stage's code path
+    thresholds = rotation_thresholds(table, rotation, params, fallback_ratio)  # the compare stage's
     scores = score_matrix(test)
     predicted = table_decisions(test, scores, thresholds, params, fallback_ratio) if len(test) else []
     return Decided(

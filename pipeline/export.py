@@ -23,6 +23,7 @@ import typer
 from pipeline import families
 from pipeline.config import Paths
 from pipeline.heads.registry import HEADS, OPTIONAL_HEADS
+from pipeline.heads.vendor_context import record_keys
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +170,7 @@ def drug_type_champion(params: ExportParams, paths: Paths, dataset: str, staging
         members, DrugTypeParams(**json.loads((paths.models / "drug_type" / "params.json").read_text()))
     )
     if len(val):  # the in-market models' validation scores: the ensemble's thresholds, never test
-        head.tune(families.score_matrix(val), binarize([list(x) for x in val["labels"]]))
+        head.tune(families.score_matrix(val), binarize([list(x) for x in val["labels"]]), record_keys(val))
     head.save(staging / "drug_type_ensemble")
     return {**out, "dir": staging / "drug_type_ensemble"}
 

@@ -55,6 +55,9 @@ VENDOR_COLUMN = "vendor"
 
 #: ``rotation`` value of the in-market model's rows (the others are held-out market keys)
 IN_MARKET = "in_market"
+#: ``part`` of a rotation's out-of-market tuning rows: its training markets, each scored by a head fitted on
+#: the others (a head fitted with ``cross_market_thresholds``; see DrugTypeHead.cross_market_scores)
+CROSS_MARKET = "cross_market"
 
 HEAD_MARKER = "head.json"
 
@@ -131,6 +134,9 @@ def lomo_scores(
         head = make_head().fit(train, val_records=val if len(val) else None)
         if len(val):
             parts.append(score_rows(val, head.predict_scores(val), market, "val"))
+        cross = getattr(head, "cross_market_", None)
+        if cross is not None:
+            parts.append(score_rows(cross[1], cross[0], market, CROSS_MARKET))
         parts.append(score_rows(test, market_scores(head, test), market, "test"))
         if on_rotation is not None:
             on_rotation(market, head)
@@ -217,15 +223,30 @@ def texts_per_second(head: Any, records: pd.DataFrame, limit: int = 2000, repeat
 # --- figures from a scores table (the same code for every family and ensemble) ----------------------------
 
 
-def rotation_thresholds(table: pd.DataFrame, rotation: str, tuning: Any) -> np.ndarray:
-    """Per-class thresholds tuned on ``rotation``'s val part (the default threshold without one).
-    ``tuning`` carries ``threshold_grid_step`` and ``default_threshold`` (a ``DrugTypeParams``)."""
-    from pipeline.heads.drug_type import binarize, tune_thresholds
+def rotation_thresholds(
+    table: pd.DataFrame, rotation: str, tuning: Any, fallback_ratio: float | None = None
+) -> np.ndarray:
+    """Per-class thresholds tuned on ``rotation``'s val part (the default threshold without one), as the
+    heads' ``fit`` tunes them (:func:`~pipeline.heads.drug_type.validation_thresholds`: re-tuned on the
+    vendor-shifted scores when ``tuning`` turns that on and the table has vendors), then on its
+    out-of-market rows when the table has them (:data:`CROSS_MARKET`; the codes they hold positives of).
+    ``tuning`` carries ``threshold_grid_step`` and ``default_threshold`` (a ``DrugTypeParams``) and the
+    vendor and cross-market settings; ``fallback_ratio`` (default ``tuning``'s) is the decision rule's."""
+    from pipeline.heads.drug_type import cross_market_thresholds, validation_thresholds
 
-    rows = table[(table["rotation"] == rotation) & (table["part"] == "val")]
-    if rows.empty:
-        return np.full(len(DRUG_TYPES), tuning.default_threshold)
-    return tune_thresholds(score_matrix(rows), binarize([list(x) for x in rows["labels"]]), tuning)
+    ours = table[table["rotation"] == rotation]
+    rows = ours[ours["part"] == "val"]
+    if fallback_ratio is not None and hasattr(tuning, "fallback_ratio"):
+        tuning = dataclasses.replace(tuning, fallback_ratio=fallback_ratio)
+    thresholds = (
+        validation_thresholds(score_matrix(rows), rows, list(rows["labels"]), tuning)
+        if len(rows)
+        else np.full(len(DRUG_TYPES), tuning.default_threshold)
+    )
+    cross = ours[ours["part"] == CROSS_MARKET]
+    if len(cross) and getattr(tuning, "cross_market_thresholds", False):
+        thresholds = cross_market_thresholds(thresholds, score_matrix(cross), cross, tuning)
+    return thresholds
 
 
 def rotation_decisions(
@@ -235,7 +256,7 @@ def rotation_decisions(
     part. Returns (y_true, y_pred, test scores, test rows)."""
     from pipeline.heads.drug_type import binarize
 
-    thresholds = rotation_thresholds(table, rotation, tuning)
+    thresholds = rotation_thresholds(table, rotation, tuning, fallback_ratio)
     test = table[(table["rotation"] == rotation) & (table["part"] == "test")]
     scores = score_matrix(test)
     y_true = binarize([list(x) for x in test["labels"]])

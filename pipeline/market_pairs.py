@@ -27,8 +27,16 @@ import typer
 
 from pipeline.config import Paths
 from pipeline.families import table_decisions
-from pipeline.heads.drug_type import DrugTypeHead, DrugTypeParams, binarize, model_input
+from pipeline.heads.drug_type import (
+    DrugTypeHead,
+    DrugTypeParams,
+    binarize,
+    cross_market_thresholds,
+    model_input,
+    validation_thresholds,
+)
 from pipeline.heads.prior_shift import estimate_priors
+from pipeline.heads.vendor_context import VendorContextRule
 from pipeline.metrics import multilabel_report
 from pipeline.params import load_params
 from pipeline.prepare import lomo_markets
@@ -46,30 +54,42 @@ SWEEPABLE = (
     "vendor_pseudo_listings",
     "vendor_min_listings",
     "vendor_fill_share",
+    "vendor_retune_thresholds",
+    "cross_market_thresholds",
+    "cross_market_min_positives",
 )
 
 
 def pair_scores(frame: pd.DataFrame, markets: list[str], params: DrugTypeParams) -> dict[str, Any]:
     """Fit one head per market (its train split; thresholds on its val split) and keep, per ordered pair
     ``(fit, scored)``, the model's raw probabilities on every labelled record of the scored market (the
-    strong-name rules are applied per swept value in :func:`sweep`)."""
+    strong-name rules are applied per swept value in :func:`sweep`), and each head's raw validation
+    probabilities (a value that changes how thresholds are tuned re-tunes them)."""
     heads: dict[str, DrugTypeHead] = {}
     raw: dict[tuple[str, str], tuple[np.ndarray, list[str]]] = {}
+    validation: dict[str, tuple[np.ndarray, list[str], pd.DataFrame]] = {}
     records = {m: frame[frame["market_key"] == m] for m in markets}
     for market in markets:
         own = records[market]
         train, val = own[own["split"] == "train"], own[own["split"] == "val"]
         head = heads[market] = DrugTypeHead(params).fit(train, val_records=val if len(val) else None)
+        if len(val):
+            texts = model_input(val)
+            validation[market] = (np.asarray(head.pipeline_.predict_proba(texts)), texts, val)  # type: ignore[union-attr]
         for scored, scored_records in records.items():
             if scored != market and len(scored_records):
                 texts = model_input(scored_records)
                 raw[market, scored] = (np.asarray(head.pipeline_.predict_proba(texts)), texts)  # type: ignore[union-attr]
-    return {"heads": heads, "records": records, "raw": raw}
+    return {"heads": heads, "records": records, "raw": raw, "validation": validation}
 
 
 def sweep(fitted: dict[str, Any], setting: str, values: list[float]) -> pd.DataFrame:
     """Macro- and micro-F1 of every ordered market pair for each value of ``setting``: one row per
-    (value, fit market, scored market)."""
+    (value, fit market, scored market).
+
+    With ``cross_market_thresholds`` on, the pair (fit, scored) takes its thresholds from the fit head's
+    scores of the *third* markets' train and val records (never the scored market's), as a head fitted on
+    several markets tunes them on each one scored by a head of the others (DrugTypeHead.fit)."""
     if setting not in SWEEPABLE:
         raise ValueError(f"unknown setting {setting!r}; one of {SWEEPABLE}")
     truth = {m: binarize([list(x) for x in r["labels"]]) for m, r in fitted["records"].items()}
@@ -78,16 +98,24 @@ def sweep(fitted: dict[str, Any], setting: str, values: list[float]) -> pd.DataF
         for fit_market, head in fitted["heads"].items():
             probe = copy.copy(head)  # shares the fitted model, lexicons and thresholds
             probe.params = params = dataclasses.replace(head.params, **{setting: value})
-            for scored_market in fitted["records"]:
-                if (fit_market, scored_market) not in fitted["raw"]:
-                    continue
-                probabilities, texts = fitted["raw"][fit_market, scored_market]
-                shift = None
-                if probe.adapts_priors:  # the scored market's mix, as `narcotag score` estimates it
-                    shift = probe.shifts_for({0: estimate_priors(probabilities, head.train_prior_)})[0]
-                scores = probe._finish_scores(probabilities.copy(), texts, shift)
+            if fit_market in fitted["validation"] and VendorContextRule.of(params).retune_thresholds:
+                # the thresholds as fit() would tune them with this value (re-tuned on shifted scores)
+                val_raw, val_texts, val = fitted["validation"][fit_market]
+                val_scores = probe._finish_scores(val_raw.copy(), val_texts, None)
+                probe.thresholds_ = validation_thresholds(val_scores, val, list(val["labels"]), params)
+            scored_by_probe = {
+                market: _market_scores(probe, *fitted["raw"][fit_market, market])
+                for market in fitted["records"]
+                if (fit_market, market) in fitted["raw"]
+            }
+            for scored_market, scores in scored_by_probe.items():
+                thresholds = probe.thresholds_
+                if params.cross_market_thresholds:
+                    thresholds = _third_market_thresholds(
+                        thresholds, scored_by_probe, fitted["records"], scored_market, params
+                    )
                 predicted = table_decisions(
-                    fitted["records"][scored_market], scores, probe.thresholds_, params, params.fallback_ratio
+                    fitted["records"][scored_market], scores, thresholds, params, params.fallback_ratio
                 )
                 summary = multilabel_report(truth[scored_market], binarize(predicted))["summary"]
                 rows.append(
@@ -100,6 +128,35 @@ def sweep(fitted: dict[str, Any], setting: str, values: list[float]) -> pd.DataF
                     }
                 )
     return pd.DataFrame(rows)
+
+
+def _market_scores(head: DrugTypeHead, probabilities: np.ndarray, texts: list[str]) -> np.ndarray:
+    shift = None
+    if (
+        head.adapts_priors and head.train_prior_ is not None
+    ):  # the scored market's mix, as `narcotag score` estimates it
+        shift = head.shifts_for({0: estimate_priors(probabilities, head.train_prior_)})[0]
+    return head._finish_scores(probabilities.copy(), texts, shift)
+
+
+def _third_market_thresholds(
+    fallback: np.ndarray,
+    scored_by_head: dict[str, np.ndarray],
+    records: dict[str, pd.DataFrame],
+    scored_market: str,
+    params: DrugTypeParams,
+) -> np.ndarray:
+    scores, rows = [], []
+    for market, market_scores in scored_by_head.items():
+        own = records[market]
+        keep = (own["split"] != "test").to_numpy()
+        if market == scored_market or keep.sum() < params.cross_market_min_records:
+            continue
+        scores.append(market_scores[keep])
+        rows.append(own[keep])
+    if not rows:
+        return fallback
+    return cross_market_thresholds(fallback, np.vstack(scores), pd.concat(rows, ignore_index=True), params)
 
 
 def pick_per_rotation(table: pd.DataFrame, markets: list[str]) -> dict[str, float]:

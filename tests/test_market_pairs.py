@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -121,3 +124,28 @@ def test_prior_adaptation_is_swept_on_the_scored_markets_own_mix() -> None:
     # scored with its own mix, the heroin-heavy market is tagged better by the head fitted on "north"
     wide = table.pivot_table(index=["fit", "scored"], columns="value", values="macro_f1")
     assert wide.loc[("north", "south"), 1.0] > wide.loc[("north", "south"), 0.0]
+
+
+def test_sweeping_the_retuning_flag_retunes_as_fit_would() -> None:
+    # two shops per market: the vendor settings have profiles to work with
+    frame = _frame()
+    frame["vendor"] = [f"{m}-{i % 2}" for m, i in zip(frame["market_key"], range(len(frame)), strict=True)]
+    markets = sorted(ROWS)
+    base = DrugTypeParams(
+        C=50.0,
+        min_df=1,
+        char_max_features=20_000,
+        vendor_shift=3.0,  # strong enough to move the tiny validation sets' first-best thresholds
+        vendor_pseudo_listings=1,
+        vendor_min_listings=2,
+    )
+    swept = sweep(pair_scores(frame, markets, base), "vendor_retune_thresholds", [0.0, 1.0])
+    fitted_on = pair_scores(frame, markets, replace(base, vendor_retune_thresholds=True))
+    # the flag swept on heads fitted without it = heads fitted with it (their fit re-tuned)
+    same = sweep(fitted_on, "vendor_min_listings", [2])
+    on = swept[swept["value"] == 1.0].reset_index(drop=True)
+    pd.testing.assert_series_equal(on["macro_f1"], same["macro_f1"])
+    off_heads = pair_scores(frame, markets, base)["heads"]
+    assert any(
+        not np.array_equal(off_heads[m].thresholds_, fitted_on["heads"][m].thresholds_) for m in markets
+    )

@@ -9,8 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.heads.drug_type import decide
-from pipeline.heads.vendor_context import VendorContextRule, VendorProfiles, decide_with_vendors, vendor_keys
+from pipeline.heads.drug_type import DrugTypeParams, decide, tune_thresholds, validation_thresholds
+from pipeline.heads.vendor_context import (
+    VendorContextRule,
+    VendorProfiles,
+    decide_with_vendors,
+    tune_in_context,
+    vendor_keys,
+)
 from pipeline.taxonomy import DRUG_TYPES
 
 K = len(DRUG_TYPES)
@@ -111,3 +117,71 @@ def test_rule_of_params_and_off_by_default():
     params = pd.Series({"vendor_shift": 0.5, "vendor_fill_share": 0.0, "fallback_ratio": 0.5})
     rule = VendorContextRule.of(params)
     assert rule.active and rule.shift == 0.5 and rule.fallback_ratio == 0.5 and rule.min_listings == 3
+
+
+def _retune_case() -> tuple[np.ndarray, np.ndarray, list]:
+    """Validation records of one market: a shop whose clear MDMA listings make its plain pill listings
+    (non-drug mixes, MDMA score 0.5) look more like MDMA once shifted, and a cannabis shop."""
+    mdma, cannabis, non_drug = (DRUG_TYPES.index(c) for c in ("mdma", "cannabis", "non_drug"))
+    scores = np.vstack(
+        [*_shop(10, "mdma"), *[_row(mdma=0.5, non_drug=0.9) for _ in range(4)], *_shop(10, "cannabis")]
+    )
+    y = np.zeros_like(scores, dtype=int)
+    y[:10, mdma] = 1
+    y[10:14, non_drug] = 1
+    y[14:, cannabis] = 1
+    keys = vendor_keys(["m"] * 24, ["pills"] * 14 + ["weed"] * 10)
+    return scores, y, keys
+
+
+def _shifted_f1(scores, y, keys, thresholds, rule, code):
+    profiles = VendorProfiles(thresholds, rule)
+    profiles.add(keys, scores)
+    predicted = profiles.shifted_scores(keys, scores)[:, code] >= thresholds[code]
+    tp = int((predicted & (y[:, code] == 1)).sum())
+    return 2 * tp / (predicted.sum() + y[:, code].sum())
+
+
+def test_thresholds_retuned_on_shifted_validation_scores_fit_the_shifted_decisions():
+    scores, y, keys = _retune_case()
+    tuning = DrugTypeParams(threshold_grid_step=0.05, default_threshold=0.5)
+    rule = replace(RULE, shift=1.0, fill_share=0.0)
+    plain = tune_thresholds(scores, y, tuning)
+    mdma = DRUG_TYPES.index("mdma")
+    assert plain[mdma] == pytest.approx(0.55)  # just above the pills' 0.5: perfect on the raw scores
+    # off (flag or shift) or without vendors: the plain tuning
+    np.testing.assert_array_equal(tune_in_context(scores, y, keys, rule, tuning), plain)
+    np.testing.assert_array_equal(
+        tune_in_context(scores, y, None, replace(rule, retune_thresholds=True), tuning), plain
+    )
+    on = replace(rule, retune_thresholds=True)
+    retuned = tune_in_context(scores, y, keys, on, tuning)
+    # the shop's MDMA rate lifts its pill listings above 0.55: the plain threshold now lets them through
+    assert _shifted_f1(scores, y, keys, plain, rule, mdma) < 1.0
+    assert retuned[mdma] > plain[mdma]
+    assert _shifted_f1(scores, y, keys, retuned, rule, mdma) == 1.0
+    # a code the shift leaves apart keeps its threshold
+    cannabis = DRUG_TYPES.index("cannabis")
+    assert retuned[cannabis] == plain[cannabis]
+
+
+def test_validation_thresholds_read_the_vendor_settings_from_a_heads_params():
+    scores, y, keys = _retune_case()
+    records = pd.DataFrame({"market_key": ["m"] * 24, "vendor": ["pills"] * 14 + ["weed"] * 10})
+    labels = [[DRUG_TYPES[k] for k in np.flatnonzero(row)] for row in y]
+    params = DrugTypeParams(vendor_shift=1.0, vendor_fill_share=0.0, fallback_ratio=0.5)
+    off = validation_thresholds(scores, records, labels, params)
+    on = validation_thresholds(scores, records, labels, replace(params, vendor_retune_thresholds=True))
+    np.testing.assert_array_equal(off, tune_thresholds(scores, y, params))
+    np.testing.assert_array_equal(
+        on,
+        tune_in_context(
+            scores, y, keys, VendorContextRule.of(replace(params, vendor_retune_thresholds=True)), params
+        ),
+    )
+    assert not np.array_equal(on, off)
+    # no vendor column (a messenger table): nothing to shift
+    no_vendor = validation_thresholds(
+        scores, records[["market_key"]], labels, replace(params, vendor_retune_thresholds=True)
+    )
+    np.testing.assert_array_equal(no_vendor, off)

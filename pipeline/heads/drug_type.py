@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import re
@@ -71,6 +72,8 @@ class DrugTypeParams:
     vendor_pseudo_listings: float = 5.0
     vendor_min_listings: int = 3
     vendor_fill_share: float = 0.0
+    # thresholds tuned on the validation scores as the vendor shift moves them (the test decisions' scores)
+    vendor_retune_thresholds: bool = False
     strong_floor: float = 0.7
     strong_veto_non_drug: float = 0.5
     # next to a code the text names unambiguously, a drug code it does not name keeps its score only at or
@@ -81,6 +84,13 @@ class DrugTypeParams:
     # prior_adaptation_min_records keep their scores.
     prior_adaptation: float = 0.0
     prior_adaptation_min_records: int = 200
+    # thresholds tuned on out-of-market scores: each training market (with >= cross_market_min_records
+    # train+val records) scored by a head fitted on the other training markets, as `narcotag score` meets a
+    # market it has not seen; a code with fewer than cross_market_min_positives there keeps its validation
+    # threshold (see DrugTypeHead.fit)
+    cross_market_thresholds: bool = False
+    cross_market_min_records: int = 200
+    cross_market_min_positives: int = 1
     threshold_grid_step: float = 0.05
     default_threshold: float = 0.5
     n_jobs: int = 1
@@ -462,6 +472,8 @@ class DrugTypeHead:
         self.strong = Lexicon(load_strong_terms())
         # the n-gram counter of the fitted pipeline: built at load, or at the first scoring after fit
         self._char_counter: tuple[Pipeline, CharWbCounter | None] | None = None
+        # the out-of-market scores the thresholds were tuned on (fit with cross_market_thresholds; not saved)
+        self.cross_market_: tuple[np.ndarray, pd.DataFrame] | None = None
 
     def _build(self) -> Pipeline:
         p = self.params
@@ -507,7 +519,12 @@ class DrugTypeHead:
         val_labels: list[list[str]] | None = None,
     ) -> DrugTypeHead:
         """Fit on ``records`` with code lists ``labels`` (default: its ``labels`` column); tune per-class
-        thresholds on the validation set when one is given."""
+        thresholds on the validation set when one is given.
+
+        With ``cross_market_thresholds`` and at least two training markets, the thresholds are tuned on
+        out-of-market scores instead (:meth:`cross_market_scores`; kept in ``cross_market_`` for the
+        evaluation's scores table): in-market validation scores are higher and surer than the scores of a
+        market the model never saw, which is what scoring a new scrape means."""
         labels = labels if labels is not None else list(records["labels"])
         y = binarize(labels)
         # a code without positives gets a constant (zero) predictor from one-vs-rest: the column stays
@@ -517,10 +534,52 @@ class DrugTypeHead:
         self.thresholds_ = np.full(len(DRUG_TYPES), self.params.default_threshold)
         if val_records is not None and len(val_records):
             val_labels = val_labels if val_labels is not None else list(val_records["labels"])
-            self.thresholds_ = tune_thresholds(
-                self.predict_scores(val_records), binarize(val_labels), self.params
+            self.thresholds_ = validation_thresholds(
+                self.predict_scores(val_records), val_records, val_labels, self.params
             )
+        self.cross_market_ = None
+        if self.params.cross_market_thresholds:
+            self.cross_market_ = self.cross_market_scores(records, labels, val_records, val_labels)
+            if self.cross_market_ is not None:
+                scores, scored = self.cross_market_
+                self.thresholds_ = cross_market_thresholds(self.thresholds_, scores, scored, self.params)
         return self
+
+    def cross_market_scores(
+        self,
+        records: pd.DataFrame,
+        labels: Sequence[Sequence[str]],
+        val_records: pd.DataFrame | None = None,
+        val_labels: Sequence[Sequence[str]] | None = None,
+    ) -> tuple[np.ndarray, pd.DataFrame] | None:
+        """(scores, records with ``labels``): every training market with at least
+        ``cross_market_min_records`` records (train and val) scored by a head of the same params fitted on
+        the *other* markets' training records, adapted to the scored market's class mix as a new market is;
+        None with fewer than two such markets or without ``market_key``."""
+        if "market_key" not in records:
+            return None
+        pool = records.assign(labels=[list(x) for x in labels])
+        if val_records is not None and len(val_records):
+            val_labels = val_labels if val_labels is not None else list(val_records["labels"])
+            pool = pd.concat(
+                [pool, val_records.assign(labels=[list(x) for x in val_labels])], ignore_index=True
+            )
+        sizes = pool["market_key"].astype(str).value_counts()
+        markets = sorted(sizes.index[sizes >= self.params.cross_market_min_records])
+        if len(markets) < 2:
+            return None
+        own_market = records["market_key"].astype(str).to_numpy()
+        sub_params = dataclasses.replace(self.params, cross_market_thresholds=False)
+        scores, scored_parts = [], []
+        for market in markets:
+            keep = own_market != market
+            sub = DrugTypeHead(sub_params).fit(
+                records[keep], [list(x) for x, k in zip(labels, keep, strict=True) if k]
+            )
+            scored = pool[pool["market_key"].astype(str) == market]
+            scores.append(sub.predict_scores(scored, groups=[market] * len(scored)))
+            scored_parts.append(scored)
+        return np.vstack(scores), pd.concat(scored_parts, ignore_index=True)
 
     def predict_scores(
         self,
@@ -719,6 +778,35 @@ def _slim_vectorizers(pipeline: Pipeline) -> None:
             if hasattr(transformer, "stop_words_"):
                 del transformer.stop_words_
             transformer.vocabulary_ = {term: int(i) for term, i in transformer.vocabulary_.items()}
+
+
+def validation_thresholds(
+    scores: np.ndarray,
+    val_records: pd.DataFrame,
+    val_labels: Sequence[Sequence[str]],
+    params: Any,
+    tuning: DrugTypeParams | None = None,
+) -> np.ndarray:
+    """A head's thresholds from its validation scores, as its decisions will see them: tuned with ``tuning``
+    (default ``params``), and re-tuned on the vendor-shifted scores when ``params`` turn that on
+    (:func:`pipeline.heads.vendor_context.tune_in_context`)."""
+    from pipeline.heads.vendor_context import VendorContextRule, record_keys, tune_in_context
+
+    y = binarize([list(x) for x in val_labels])
+    rule = VendorContextRule.of(params)
+    return tune_in_context(scores, y, record_keys(val_records), rule, tuning or params)
+
+
+def cross_market_thresholds(
+    fallback: np.ndarray, scores: np.ndarray, scored: pd.DataFrame, params: DrugTypeParams
+) -> np.ndarray:
+    """Thresholds tuned (as :func:`validation_thresholds` tunes them) on out-of-market ``scores`` of the
+    records ``scored`` (with ``labels``); a code with fewer than ``cross_market_min_positives`` positives
+    among them keeps its ``fallback`` (validation) threshold."""
+    labels = [list(x) for x in scored["labels"]]
+    tuned = validation_thresholds(scores, scored, labels, params)
+    positives = binarize(labels).sum(axis=0)
+    return np.where(positives >= max(params.cross_market_min_positives, 1), tuned, fallback)
 
 
 def tune_thresholds(scores: np.ndarray, y: np.ndarray, params: DrugTypeParams) -> np.ndarray:

@@ -21,8 +21,8 @@ from pipeline.heads.drug_type import (
     binarize,
     drug_type_columns,
     load_lexicon_terms,
-    tune_thresholds,
 )
+from pipeline.heads.vendor_context import VendorContextRule, record_keys, tune_in_context
 from pipeline.taxonomy import DRUG_TYPES
 
 
@@ -49,12 +49,21 @@ class EnsembleDrugTypeHead:
             member.fit(records, labels, val_records, val_labels)
         if val_records is not None and len(val_records):
             val_labels = val_labels if val_labels is not None else list(val_records["labels"])
-            self.tune(self.predict_scores(val_records), binarize(val_labels))
+            self.tune(self.predict_scores(val_records), binarize(val_labels), record_keys(val_records))
         return self
 
-    def tune(self, val_scores: np.ndarray, val_y: np.ndarray) -> None:
-        """Set the thresholds from averaged validation scores (e.g. the members' stored val scores)."""
-        self.thresholds_ = tune_thresholds(val_scores, val_y, self.params)
+    def tune(
+        self,
+        val_scores: np.ndarray,
+        val_y: np.ndarray,
+        keys: Sequence[tuple[Hashable, Hashable] | None] | None = None,
+    ) -> None:
+        """Set the thresholds from averaged validation scores (e.g. the members' stored val scores);
+        ``keys`` (:func:`~pipeline.heads.vendor_context.record_keys` of the validation records) for the
+        re-tuning on vendor-shifted scores when the params turn it on."""
+        self.thresholds_ = tune_in_context(
+            val_scores, val_y, keys, VendorContextRule.of(self.params), self.params
+        )
 
     def _adapting(self) -> Any | None:
         """The member that adapts to a market's class mix (the sklearn head, when adaptation is on)."""

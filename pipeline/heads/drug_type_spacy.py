@@ -35,7 +35,7 @@ from pipeline.heads.drug_type import (
     drug_type_columns,
     load_lexicon_terms,
     model_input,
-    tune_thresholds,
+    validation_thresholds,
 )
 from pipeline.taxonomy import DRUG_TYPES
 
@@ -67,6 +67,8 @@ class SpacyParams:
     vendor_pseudo_listings: float = 5.0
     vendor_min_listings: int = 3
     vendor_fill_share: float = 0.0
+    # thresholds tuned on the validation scores as the vendor shift moves them (the test decisions' scores)
+    vendor_retune_thresholds: bool = False
     threshold_grid_step: float = 0.05
     default_threshold: float = 0.5
     batch_size: int = 256  # nlp.pipe batch size at scoring
@@ -273,8 +275,12 @@ class SpacyDrugTypeHead:
         self.thresholds_ = np.full(len(DRUG_TYPES), p.default_threshold)
         if has_val:
             assert val_records is not None and val_labels is not None
-            self.thresholds_ = tune_thresholds(
-                self.predict_scores(val_records), binarize(val_labels), self._threshold_params()
+            self.thresholds_ = validation_thresholds(
+                self.predict_scores(val_records),
+                val_records,
+                val_labels,
+                self.params,
+                self._threshold_params(),
             )
         return self
 

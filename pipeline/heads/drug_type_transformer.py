@@ -39,7 +39,7 @@ from pipeline.heads.drug_type import (
     drug_type_columns,
     load_lexicon_terms,
     model_input,
-    tune_thresholds,
+    validation_thresholds,
 )
 from pipeline.taxonomy import DRUG_TYPES
 
@@ -74,6 +74,8 @@ class TransformerParams:
     vendor_pseudo_listings: float = 5.0
     vendor_min_listings: int = 3
     vendor_fill_share: float = 0.0
+    # thresholds tuned on the validation scores as the vendor shift moves them (the test decisions' scores)
+    vendor_retune_thresholds: bool = False
     threshold_grid_step: float = 0.05
     default_threshold: float = 0.5
     torch_threads: int = 2
@@ -333,7 +335,13 @@ class TransformerDrugTypeHead:
             assert val_records is not None
             scores = self.predict_scores(val_records)
             self._cache = (model_input(val_records), scores)  # lomo_scores scores val next: reuse
-            self.thresholds_ = tune_thresholds(scores, binarize(list(val_records["labels"])), p)  # type: ignore[arg-type]
+            self.thresholds_ = validation_thresholds(
+                scores,
+                val_records,
+                list(val_records["labels"]),
+                p,
+                p,  # type: ignore[arg-type]
+            )
         self.fit_info_["fit_seconds"] = round(time.perf_counter() - started, 2)
         return self
 

@@ -17,6 +17,11 @@ with the model's own decisions, never with labels:
    model recognised a non-drug item) takes the vendor's dominant code when it is on at least ``fill_share``
    of the vendor's other claimed listings.
 
+4. **Thresholds.** The shift moves scores before the per-class thresholds apply, so with
+   ``vendor_retune_thresholds`` a head tunes its thresholds on its validation scores as the shift moves them
+   (:func:`tune_in_context`; the validation split groups records by vendor, so a validation vendor's other
+   listings are all there). The evaluation's rotations re-tune the same way from their scores tables.
+
 The profile comes from each listing's own decision (the unshifted scores), so the step is the same however
 often it runs and whatever order the records come in; ``narcotag score`` builds the profiles over the whole
 batch in one pass over its output and re-decides in a second (pipeline/score.py), the evaluation does the
@@ -50,6 +55,7 @@ class VendorContextRule:
     fill_share: float = 0.0  # an unclaimed listing takes the vendor's code at this share; 0 = off
     fallback_ratio: float = 0.0  # the head's decide() settings
     rescue_over_non_drug: float = 0.0
+    retune_thresholds: bool = False  # tune thresholds on the shifted validation scores (tune_in_context)
 
     @property
     def active(self) -> bool:
@@ -65,6 +71,7 @@ class VendorContextRule:
             fill_share=float(getattr(params, "vendor_fill_share", 0.0)),
             fallback_ratio=float(getattr(params, "fallback_ratio", 0.0)),
             rescue_over_non_drug=float(getattr(params, "rescue_over_non_drug", 0.0)),
+            retune_thresholds=bool(getattr(params, "vendor_retune_thresholds", False)),
         )
 
 
@@ -109,6 +116,48 @@ class VendorProfiles:
             for j, key in enumerate(uniques):
                 table[key] = table.get(key, 0.0) + sums[j]
 
+    def _context(
+        self, keys: Sequence[tuple[Hashable, Hashable] | None], scores: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any] | None]]:
+        """(log-odds shift per record and code, the code a record would be filled with or -1, the info of
+        records whose vendor gives context)."""
+        rule = self.rule
+        n, k = scores.shape
+        shift = np.zeros((n, k))
+        fill = np.full(n, -1)
+        info: list[dict[str, Any] | None] = [None] * n
+        rows = [i for i, key in enumerate(keys) if key is not None and key in self.vendors]
+        if not rows:
+            return shift, fill, info
+        claimed, codes = own_decisions(scores[rows], self.thresholds, rule)
+        vendor = np.array([self.vendors[keys[i]] for i in rows])  # type: ignore[index]
+        market = np.array([self.markets[keys[i][0]] for i in rows])  # type: ignore[index]
+        others = vendor[:, 0] - claimed
+        other_codes = vendor[:, 1:] - codes
+        base = np.clip(market[:, 1:] / np.maximum(market[:, :1], 1), _RATE_FLOOR, 1 - _RATE_FLOOR)
+        alpha = rule.pseudo_listings
+        rate = np.clip((other_codes + alpha * base) / (others[:, None] + alpha), _RATE_FLOOR, 1 - _RATE_FLOOR)
+        enough = others >= max(rule.min_listings, 1)
+        if rule.shift > 0:
+            delta = rule.shift * (np.log(rate / (1 - rate)) - np.log(base / (1 - base)))
+            shift[np.array(rows)[enough]] = delta[enough]
+        if rule.fill_share > 0:
+            share = other_codes / np.maximum(others, 1)[:, None]
+            best = share.argmax(axis=1)
+            ok = enough & (share.max(axis=1) >= rule.fill_share) & (best != _NON_DRUG)
+            fill[np.array(rows)[ok]] = best[ok]
+        for j, i in enumerate(rows):
+            if enough[j]:
+                info[i] = {"listings": int(others[j]), "shifted": rule.shift > 0, "filled": False}
+        return shift, fill, info
+
+    def shifted_scores(
+        self, keys: Sequence[tuple[Hashable, Hashable] | None], scores: np.ndarray
+    ) -> np.ndarray:
+        """The scores of ``keys``'s records moved towards their vendors' rates (step 2; no fill)."""
+        scores = np.asarray(scores, dtype=np.float64)
+        return _apply(scores, self._context(keys, scores)[0])
+
     def decide(
         self, keys: Sequence[tuple[Hashable, Hashable] | None], scores: np.ndarray
     ) -> tuple[list[list[str]], list[dict[str, Any] | None]]:
@@ -118,34 +167,7 @@ class VendorProfiles:
 
         rule = self.rule
         scores = np.asarray(scores, dtype=np.float64)
-        n, k = scores.shape
-        shift = np.zeros((n, k))
-        fill = np.full(n, -1)
-        info: list[dict[str, Any] | None] = [None] * n
-        rows = [i for i, key in enumerate(keys) if key is not None and key in self.vendors]
-        if rows:
-            claimed, codes = own_decisions(scores[rows], self.thresholds, rule)
-            vendor = np.array([self.vendors[keys[i]] for i in rows])  # type: ignore[index]
-            market = np.array([self.markets[keys[i][0]] for i in rows])  # type: ignore[index]
-            others = vendor[:, 0] - claimed
-            other_codes = vendor[:, 1:] - codes
-            base = np.clip(market[:, 1:] / np.maximum(market[:, :1], 1), _RATE_FLOOR, 1 - _RATE_FLOOR)
-            alpha = rule.pseudo_listings
-            rate = np.clip(
-                (other_codes + alpha * base) / (others[:, None] + alpha), _RATE_FLOOR, 1 - _RATE_FLOOR
-            )
-            enough = others >= max(rule.min_listings, 1)
-            if rule.shift > 0:
-                delta = rule.shift * (np.log(rate / (1 - rate)) - np.log(base / (1 - base)))
-                shift[np.array(rows)[enough]] = delta[enough]
-            if rule.fill_share > 0:
-                share = other_codes / np.maximum(others, 1)[:, None]
-                best = share.argmax(axis=1)
-                ok = enough & (share.max(axis=1) >= rule.fill_share) & (best != _NON_DRUG)
-                fill[np.array(rows)[ok]] = best[ok]
-            for j, i in enumerate(rows):
-                if enough[j]:
-                    info[i] = {"listings": int(others[j]), "shifted": rule.shift > 0, "filled": False}
+        shift, fill, info = self._context(keys, scores)
         shifted = _apply(scores, shift)
         out = decide(shifted, self.thresholds, rule.fallback_ratio, rule.rescue_over_non_drug)
         unclaimed = ~(shifted >= self.thresholds).any(axis=1)
@@ -183,3 +205,38 @@ def decide_with_vendors(
     profiles = VendorProfiles(thresholds, rule)
     profiles.add(keys, scores)
     return profiles.decide(keys, scores)[0]
+
+
+def record_keys(records: pd.DataFrame) -> list[tuple[Hashable, Hashable] | None] | None:
+    """:func:`vendor_keys` of a records table's ``market_key`` and ``vendor`` columns; None without them."""
+    if "market_key" not in records or "vendor" not in records:
+        return None
+    return vendor_keys(records["market_key"].tolist(), records["vendor"].tolist())
+
+
+def tune_in_context(
+    scores: np.ndarray,
+    y: np.ndarray,
+    keys: Sequence[tuple[Hashable, Hashable] | None] | None,
+    rule: VendorContextRule,
+    tuning: Any,
+) -> np.ndarray:
+    """Per-class thresholds (:func:`~pipeline.heads.drug_type.tune_thresholds` with ``tuning``) on
+    validation scores as the decisions will see them.
+
+    The vendor shift moves a listing's scores before its thresholds apply, so thresholds tuned on the
+    unshifted scores sit where the shifted ones no longer are. With ``rule.retune_thresholds`` and a shift,
+    the thresholds tuned on the raw scores build the validation vendors' profiles (as they will build the
+    scored batch's), and the thresholds are tuned again on the shifted scores. The validation split groups
+    records by vendor, so a validation vendor's other listings are all in it. Without keys (no vendor
+    column) or with the shift off: the plain tuning."""
+    from pipeline.heads.drug_type import tune_thresholds
+
+    thresholds = tune_thresholds(scores, y, tuning)
+    if not (rule.retune_thresholds and rule.shift > 0) or keys is None or len(scores) == 0:
+        return thresholds
+    profiles = VendorProfiles(thresholds, rule)
+    profiles.add(keys, scores)
+    if not profiles.vendors:
+        return thresholds
+    return tune_thresholds(profiles.shifted_scores(keys, scores), y, tuning)
