@@ -10,6 +10,9 @@ are needed, so a value picked here never saw the held-out market's labels.
 
     python -m pipeline.market_pairs --setting unnamed_keep_score --values 0,0.5,0.9,0.99,0.999,2
 
+A setting applied after the probabilities (:data:`SWEEPABLE`) is swept on one fit per market; any other
+``train.drug_type`` setting (``C``, ``lexicon_weight``, ...) refits the heads per value
+(:func:`sweep_refit`, a few minutes per value on the shared corpus). The command
 reads ``data/processed/drug_type.parquet`` (the shared corpus prepared: ``data.source: shared``) and prints
 each pair's macro-F1 per value and, per rotation, the value its own training-market pairs pick.
 """
@@ -159,6 +162,20 @@ def _third_market_thresholds(
     return cross_market_thresholds(fallback, np.vstack(scores), pd.concat(rows, ignore_index=True), params)
 
 
+def sweep_refit(
+    frame: pd.DataFrame, markets: list[str], params: DrugTypeParams, setting: str, values: list[Any]
+) -> pd.DataFrame:
+    """:func:`sweep`'s table for a setting the model is fitted with: the pair heads refitted per value."""
+    if setting not in {f.name for f in dataclasses.fields(DrugTypeParams)}:
+        raise ValueError(f"unknown train.drug_type setting {setting!r}")
+    tables = []
+    for value in values:
+        fitted = pair_scores(frame, markets, dataclasses.replace(params, **{setting: value}))
+        table = sweep(fitted, "vendor_min_listings", [params.vendor_min_listings])  # as fitted: no change
+        tables.append(table.assign(value=value))
+    return pd.concat(tables, ignore_index=True)
+
+
 def pick_per_rotation(table: pd.DataFrame, markets: list[str]) -> dict[str, float]:
     """For each held-out market, the value with the best mean macro-F1 over the pairs of the *other*
     markets (ties: the first value listed); a market whose rotation has no such pair gets no pick."""
@@ -186,8 +203,13 @@ def main(
         raise typer.BadParameter(
             f"needs 3 markets with labelled records, found {markets} (prepare the shared data)"
         )
-    fitted = pair_scores(frame, markets, params.train.drug_type)
-    table = sweep(fitted, setting, [float(v) for v in values.split(",")])
+    numbers = [float(v) for v in values.split(",")]
+    if setting in SWEEPABLE:
+        table = sweep(pair_scores(frame, markets, params.train.drug_type), setting, numbers)
+    else:  # a fit-time setting: ints stay ints (min_df, max_iter, n-gram sizes)
+        kind = type(getattr(params.train.drug_type, setting, 0.0))
+        typed = [kind(v) if kind in (int, float) else v for v in numbers]
+        table = sweep_refit(frame, markets, params.train.drug_type, setting, typed)
     wide = table.pivot_table(index="value", columns=["fit", "scored"], values="macro_f1", sort=False)
     wide["mean"] = wide.mean(axis=1)
     typer.echo(wide.round(4).to_string())

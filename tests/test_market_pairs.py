@@ -10,7 +10,7 @@ import pytest
 
 from pipeline.heads.drug_type import DrugTypeParams
 from pipeline.heads.prior_shift import estimate_priors
-from pipeline.market_pairs import pair_scores, pick_per_rotation, sweep
+from pipeline.market_pairs import pair_scores, pick_per_rotation, sweep, sweep_refit
 from pipeline.taxonomy import DRUG_TYPES
 
 # each market words the same goods its own way; "brown sugar" is heroin slang that also names an MDMA
@@ -149,3 +149,19 @@ def test_sweeping_the_retuning_flag_retunes_as_fit_would() -> None:
     assert any(
         not np.array_equal(off_heads[m].thresholds_, fitted_on["heads"][m].thresholds_) for m in markets
     )
+
+
+def test_a_fit_time_setting_refits_the_pair_heads_per_value() -> None:
+    markets = sorted(ROWS)
+    base = DrugTypeParams(C=50.0, min_df=1, char_max_features=20_000)
+    table = sweep_refit(_frame(), markets, base, "C", [0.001, 50.0])
+    assert len(table) == 2 * len(markets) * (len(markets) - 1)
+    # each value's rows are those of heads fitted with it, and the value changes them
+    for value in (0.001, 50.0):
+        direct = sweep(pair_scores(_frame(), markets, replace(base, C=value)), "vendor_min_listings", [3])
+        got = table[table["value"] == value].reset_index(drop=True)
+        pd.testing.assert_series_equal(got["macro_f1"], direct["macro_f1"])
+    means = table.groupby("value")["macro_f1"].mean()
+    assert means[50.0] != means[0.001]
+    with pytest.raises(ValueError, match="unknown"):
+        sweep_refit(_frame(), markets, base, "no_such_setting", [1.0])
