@@ -39,7 +39,6 @@ from pipeline.heads.drug_type import (
     validation_thresholds,
 )
 from pipeline.heads.prior_shift import estimate_priors
-from pipeline.heads.vendor_context import VendorContextRule
 from pipeline.metrics import multilabel_report
 from pipeline.params import load_params
 from pipeline.prepare import lomo_markets
@@ -101,8 +100,9 @@ def sweep(fitted: dict[str, Any], setting: str, values: list[float]) -> pd.DataF
         for fit_market, head in fitted["heads"].items():
             probe = copy.copy(head)  # shares the fitted model, lexicons and thresholds
             probe.params = params = dataclasses.replace(head.params, **{setting: value})
-            if fit_market in fitted["validation"] and VendorContextRule.of(params).retune_thresholds:
-                # the thresholds as fit() would tune them with this value (re-tuned on shifted scores)
+            if fit_market in fitted["validation"]:
+                # the thresholds as fit() tunes them with this value (e.g. re-tuned on shifted scores, or
+                # not: a head fitted with the re-tuning on is swept with it off too)
                 val_raw, val_texts, val = fitted["validation"][fit_market]
                 val_scores = probe._finish_scores(val_raw.copy(), val_texts, None)
                 probe.thresholds_ = validation_thresholds(val_scores, val, list(val["labels"]), params)
@@ -135,9 +135,8 @@ def sweep(fitted: dict[str, Any], setting: str, values: list[float]) -> pd.DataF
 
 def _market_scores(head: DrugTypeHead, probabilities: np.ndarray, texts: list[str]) -> np.ndarray:
     shift = None
-    if (
-        head.adapts_priors and head.train_prior_ is not None
-    ):  # the scored market's mix, as `narcotag score` estimates it
+    # the scored market's mix, as `narcotag score` estimates it
+    if head.adapts_priors and head.train_prior_ is not None:
         shift = head.shifts_for({0: estimate_priors(probabilities, head.train_prior_)})[0]
     return head._finish_scores(probabilities.copy(), texts, shift)
 
