@@ -41,6 +41,7 @@ from pipeline.heads.base import load_skops
 from pipeline.heads.char_ngrams import CharWbCounter, supports
 from pipeline.heads.prior_shift import apply_shift, group_priors, logit_shift, row_shifts
 from pipeline.heads.regex_gate import TwinRegex
+from pipeline.heads.vendor_context import VendorContextSettings
 from pipeline.taxonomy import DRUG_TYPES, NON_DRUG
 
 _NON_DRUG_INDEX = DRUG_TYPES.index(NON_DRUG)
@@ -52,7 +53,7 @@ _SCORING_BLOCK = 10_000
 
 
 @dataclass(frozen=True)
-class DrugTypeParams:
+class DrugTypeParams(VendorContextSettings):
     """Hyper-parameters of the drug_type head (params.yaml ``train.drug_type``)."""
 
     C: float = 8.0
@@ -67,13 +68,6 @@ class DrugTypeParams:
     max_iter: int = 300  # liblinear, dual form: features outnumber records, so the dual converges faster
     fallback_ratio: float = 0.0  # see decide(); 0 = nothing above threshold means non_drug
     rescue_over_non_drug: float = 0.0  # see decide(); 0 = off
-    # a vendor's other listings in the batch as context (pipeline/heads/vendor_context.py); 0 = off
-    vendor_shift: float = 0.0
-    vendor_pseudo_listings: float = 5.0
-    vendor_min_listings: int = 3
-    vendor_fill_share: float = 0.0
-    # thresholds tuned on the validation scores as the vendor shift moves them (the test decisions' scores)
-    vendor_retune_thresholds: bool = False
     strong_floor: float = 0.7
     strong_veto_non_drug: float = 0.5
     # next to a code the text names unambiguously, a drug code it does not name keeps its score only at or

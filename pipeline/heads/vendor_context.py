@@ -46,6 +46,18 @@ _EPS = 1e-6
 
 
 @dataclass(frozen=True)
+class VendorContextSettings:
+    """The vendor-context settings every drug_type family's params carry (params.yaml ``vendor_*``)."""
+
+    vendor_shift: float = 0.0  # share of the log-odds shift towards the vendor's rate; 0 = off
+    vendor_pseudo_listings: float = 5.0
+    vendor_min_listings: int = 3
+    vendor_fill_share: float = 0.0  # 0 = off
+    # thresholds tuned on the validation scores as the vendor shift moves them (the test decisions' scores)
+    vendor_retune_thresholds: bool = False
+
+
+@dataclass(frozen=True)
 class VendorContextRule:
     """The settings (params.yaml ``train.drug_type.vendor_*``) and the decision rule they feed."""
 
