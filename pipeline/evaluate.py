@@ -2,7 +2,8 @@
 
 drug_type
   - leave-one-market-out: for each market with enough labels, a head with the same params is fitted on
-    the other markets (train split; thresholds on their validation split) and scored on every labelled
+    the other markets (train split; thresholds on their validation split, or on the training markets
+    scored by each other: ``cross_market_thresholds``) and scored on every labelled
     record of the held-out market;
   - in-market: the trained model on the vendor-grouped test split, per market and overall;
   - plots: confusion matrix (single-label test records) and precision-recall points per class.

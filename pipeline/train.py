@@ -1,7 +1,8 @@
 """DVC stage ``train`` (foreach head): fit one head and save it, with its preprocessing, to models/<head>/.
 
 - ``drug_type`` learns from ``data/processed/drug_type.parquet``: fitted on the train split of every
-  market, thresholds tuned on the validation split; the test split is never read here.
+  market, thresholds tuned on the validation split (or, with ``cross_market_thresholds``, on each market's
+  train and val records scored by a head of the other markets); the test split is never read here.
 - Rule heads (quantity, origin, laundering, contacts) learn nothing; training saves their tables so a
   model folder is self-contained.
 Every run is recorded in MLflow (params, validation metrics, git commit, dvc.lock data hashes).
