@@ -775,20 +775,16 @@ def _slim_vectorizers(pipeline: Pipeline) -> None:
 
 
 def validation_thresholds(
-    scores: np.ndarray,
-    val_records: pd.DataFrame,
-    val_labels: Sequence[Sequence[str]],
-    params: Any,
-    tuning: DrugTypeParams | None = None,
+    scores: np.ndarray, val_records: pd.DataFrame, val_labels: Sequence[Sequence[str]], params: Any
 ) -> np.ndarray:
-    """A head's thresholds from its validation scores, as its decisions will see them: tuned with ``tuning``
-    (default ``params``), and re-tuned on the vendor-shifted scores when ``params`` turn that on
+    """A head's thresholds from its validation scores, as its decisions will see them: tuned on the grid
+    of ``params`` (any family's: ``threshold_grid_step``, ``default_threshold``), and re-tuned on the
+    vendor-shifted scores when ``params`` turn that on
     (:func:`pipeline.heads.vendor_context.tune_in_context`)."""
     from pipeline.heads.vendor_context import VendorContextRule, record_keys, tune_in_context
 
     y = binarize([list(x) for x in val_labels])
-    rule = VendorContextRule.of(params)
-    return tune_in_context(scores, y, record_keys(val_records), rule, tuning or params)
+    return tune_in_context(scores, y, record_keys(val_records), VendorContextRule.of(params), params)
 
 
 def cross_market_thresholds(

@@ -29,7 +29,6 @@ import pandas as pd
 
 from pipeline.families import write_head_marker
 from pipeline.heads.drug_type import (
-    DrugTypeParams,
     Lexicon,
     binarize,
     drug_type_columns,
@@ -217,13 +216,6 @@ class SpacyDrugTypeHead:
     def _texts(self, records: pd.DataFrame) -> list[str]:
         return [t[: self.params.max_chars] for t in model_input(records)]
 
-    def _threshold_params(self) -> DrugTypeParams:
-        # tune_thresholds reads only the grid step and the default threshold
-        return DrugTypeParams(
-            threshold_grid_step=self.params.threshold_grid_step,
-            default_threshold=self.params.default_threshold,
-        )
-
     def fit(
         self,
         records: pd.DataFrame,
@@ -270,11 +262,7 @@ class SpacyDrugTypeHead:
         if has_val:
             assert val_records is not None and val_labels is not None
             self.thresholds_ = validation_thresholds(
-                self.predict_scores(val_records),
-                val_records,
-                val_labels,
-                self.params,
-                self._threshold_params(),
+                self.predict_scores(val_records), val_records, val_labels, self.params
             )
         return self
 

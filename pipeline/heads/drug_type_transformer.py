@@ -329,13 +329,7 @@ class TransformerDrugTypeHead:
             assert val_records is not None
             scores = self.predict_scores(val_records)
             self._cache = (model_input(val_records), scores)  # lomo_scores scores val next: reuse
-            self.thresholds_ = validation_thresholds(
-                scores,
-                val_records,
-                list(val_records["labels"]),
-                p,
-                p,  # type: ignore[arg-type]
-            )
+            self.thresholds_ = validation_thresholds(scores, val_records, list(val_records["labels"]), p)
         self.fit_info_["fit_seconds"] = round(time.perf_counter() - started, 2)
         return self
 
