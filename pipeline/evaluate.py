@@ -32,6 +32,7 @@ from pipeline import families
 from pipeline.config import Paths
 from pipeline.heads.drug_type import DrugTypeHead, binarize
 from pipeline.heads.registry import head_class
+from pipeline.labels.conflicts import SET_ASIDE_SOURCES
 from pipeline.metrics import multilabel_report, set_prf
 from pipeline.taxonomy import DRUG_TYPES, LAUNDERING_HINTS, QUANTITY_FIELDS, QUANTITY_TOLERANCE
 from pipeline.train import TrainParams, labelled_rows
@@ -101,12 +102,12 @@ def lomo_rotations(
 
 
 def set_aside_rows(frame: pd.DataFrame) -> pd.DataFrame:
-    """The rows of a prepared drug-type table whose market category ``prepare`` set aside (contradicted or
-    placeholder), with the category's codes in ``category_labels``; empty for a table prepared before
-    they were kept."""
+    """The rows of a prepared drug-type table whose market category ``prepare`` set aside (contradicted,
+    placeholder or non-drug goods), with the category's codes in ``category_labels``; empty for a table
+    prepared before they were kept."""
     if "category_labels" not in frame:
         return frame.iloc[0:0]
-    mask = frame["label_source"].isin(["category_conflict", "placeholder"]) & frame["category_labels"].notna()
+    mask = frame["label_source"].isin(list(SET_ASIDE_SOURCES)) & frame["category_labels"].notna()
     out = frame[mask].copy()
     out["category_labels"] = [list(x) for x in out["category_labels"]]
     return out

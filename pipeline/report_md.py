@@ -5,14 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pipeline.labels.conflicts import SET_ASIDE_SOURCES
 from pipeline.taxonomy import DRUG_TYPES, LAUNDERING_HINTS
 
 
 def _set_aside(prepare_report: dict[str, Any]) -> dict[str, int]:
-    """Records per ``label_source`` that ``prepare`` set aside (contradicted or placeholder categories)."""
+    """Records per ``label_source`` that ``prepare`` set aside (see ``SET_ASIDE_SOURCES``)."""
     totals: dict[str, int] = {}
     for sources in prepare_report.get("label_sources_per_market", {}).values():
-        for source in ("category_conflict", "placeholder"):
+        for source in SET_ASIDE_SOURCES:
             totals[source] = totals.get(source, 0) + int(sources.get(source, 0))
     return {source: n for source, n in totals.items() if n}
 

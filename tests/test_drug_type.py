@@ -220,6 +220,23 @@ def test_lexicon_codes_are_contract_codes() -> None:
         ("herbal blend: bonzai summer, 3 g", {"other_drug"}),
         ("fub-akb48 powder - half kilo", {"other_drug"}),
         ("ak-47 haze outdoor, half ounce", set()),  # a cannabis strain, not the cannabinoid AKB48
+        # THC and CBD products are cannabis (the contract's cover and typical-words columns); synthetic THC
+        # is a synthetic cannabinoid; more synthetic-cannabinoid families; mephedrone's street names
+        ("thc vape juice 10ml", {"cannabis"}),
+        ("95% pure thc distillate 1oz", {"cannabis"}),
+        ("cbd salve 70mg", {"cannabis"}),
+        ("rick simpson oil 3g", {"cannabis"}),
+        ("10ml synthetic thc vape juice", set()),
+        ("thc-free hemp seed oil", set()),
+        ("buy 5f-mdmb online (250g)", {"other_drug"}),
+        ("5-cl-adb-a 100g", {"other_drug"}),
+        ("5f-aeb 1kg", {"other_drug"}),
+        ("chm-sgt-151 10g", {"other_drug"}),
+        ("nm-2201 (cbl-2201) 25g", {"other_drug"}),
+        ("adipex 37.5mg x 100", {"other_drug"}),
+        ("28g mcat meow meow", {"cathinone"}),
+        ("adbb cannabinoid 5g", {"other_drug"}),
+        ("roadblock, madb, amber", set()),
     ],
 )
 def test_strong_names(text: str, codes: set[str]) -> None:
