@@ -34,8 +34,9 @@ from pipeline.taxonomy import NON_DRUG
 # the ``label_source`` values of category labels set aside here (neither trained on nor evaluated)
 SET_ASIDE_SOURCES = ("category_conflict", "placeholder", "non_drug_goods")
 
-# anchored at the start of the title: these words there mean the entry sells no goods of its own, unless the
-# text also names a drug ("Custom listing: 10 pills Adderall" is a drug offer)
+# mostly anchored at the start of the title: these words there mean the entry sells no goods of its own,
+# unless the text also names a drug ("Custom listing: 10 pills Adderall" is a drug offer); a few forms are
+# placeholders anywhere ("<vendor>'s tip jar", "custom order for <buyer>", "(up to 10 small items)")
 PLACEHOLDER = re.compile(
     r"^\W*(?:custom(?:ized)?\s+(?:order|listing)|(?:private|personal|special)\s+listing|listing\s+for\b"
     r"|(?:express|priority|extra|upgraded?)\s+shipping\b|shipping(?:\s+(?:cost|fee|upgrade|add-?on|only"
