@@ -425,7 +425,7 @@ def test_evidence_spans(
         ("nail polish remover 500ml", None, []),
         ("3x LSD TABS 300MG NDD", None, []),
         ("10 GR HIGH QUALITY COCAINE", None, []),
-        ("! How to get a fresh US Identity", "Internet", []),
+        ("Guide: building a new US identity", "Internet", []),
     ],
 )
 def test_false_friends(text: str, sf: str | None, expected_from: list[str]) -> None:

@@ -134,7 +134,7 @@ def test_weak_categories_stay_unlabelled_and_reviewed_labels_override() -> None:
         # placeholders that name no drug
         ("Custom listing for j****k", ("cannabis",), "placeholder"),
         ("TIP JAR - thank you", ("cocaine",), "placeholder"),
-        ("Shipping and handling (up to 10 items)", ("cannabis",), "placeholder"),
+        ("Shipping and handling for up to 6 items", ("cannabis",), "placeholder"),
         ("EXPRESS SHIPPING", ("mdma",), "placeholder"),
         ("Private listing", ("non_drug",), "placeholder"),
         # ... but a placeholder that names a drug is an offer of it
@@ -144,32 +144,32 @@ def test_weak_categories_stay_unlabelled_and_reviewed_labels_override() -> None:
         ("1g cocaine free shipping", ("cocaine",), None),
         ("Shipping EU: 10g amnesia haze", ("cannabis",), None),
         # tip jars, tracking, reships and shipping tiers anywhere in a title that names no drug
-        ("itsasecret tip jar", ("benzodiazepine",), "placeholder"),
-        ("Tracking for reship!", ("other_drug",), "placeholder"),
-        ("Special order for bob", ("amphetamine",), "placeholder"),
-        ("USPS express (up to 10 small items)", ("cannabis",), "placeholder"),
+        ("Our little tip jar :)", ("benzodiazepine",), "placeholder"),
+        ("Tracking number add-on for a reship", ("other_drug",), "placeholder"),
+        ("Special order for buyer x7", ("amphetamine",), "placeholder"),
+        ("Priority mail tier (up to 4 items)", ("cannabis",), "placeholder"),
         # a non-drug word makes it an offer of that good, so the non_drug label stands
-        ("Custom listing: 400pcs mixed ammo", ("non_drug",), None),
+        ("Custom listing: two boxes of 9mm ammo", ("non_drug",), None),
         # THC products filed as synthetic cannabinoids, synthetic cannabinoids filed as benzos
-        ("Rick Simpson oil 3g", ("other_drug",), "category_conflict"),
-        ("THC vape juice 10ml", ("other_drug",), "category_conflict"),
-        ("10ml synthetic THC vape juice", ("other_drug",), None),
-        ("Buy 5F-AEB online (500g)", ("benzodiazepine",), "category_conflict"),
-        ("25g MMB-2201", ("cannabis",), "category_conflict"),
+        ("Rick Simpson oil, syringe of 2 grams", ("other_drug",), "category_conflict"),
+        ("Strawberry THC e-liquid, 30ml bottle", ("other_drug",), "category_conflict"),
+        ("Synthetic THC e-liquid 30ml", ("other_drug",), None),
+        ("5F-AEB powder, half a kilo", ("benzodiazepine",), "category_conflict"),
+        ("MMB-2201 research powder 50 grams", ("cannabis",), "category_conflict"),
         # goods the contract calls non_drug, filed under a drug, naming no drug and no amount
-        ("ULTIMATE ATM HACKING PACK", ("cocaine",), "non_drug_goods"),
-        ("Credit card CVV, balance 1500$", ("dissociative",), "non_drug_goods"),
-        ("Original single wide rolling papers 24pk", ("cannabis",), "non_drug_goods"),
-        ("Marquis reagent test - 1 bottle", ("mdma",), "non_drug_goods"),
-        ("Bulking for hardgainers (free ebook)", ("steroid",), "non_drug_goods"),
-        ("Vape battery + charger, 510 thread", ("cannabis",), "non_drug_goods"),
-        ("TDP5 tablet press, top model", ("benzodiazepine",), "non_drug_goods"),
+        ("ATM hacking toolkit bundle", ("cocaine",), "non_drug_goods"),
+        ("Fresh CVV + fullz, US bins", ("dissociative",), "non_drug_goods"),
+        ("King size rolling papers, 50 booklets", ("cannabis",), "non_drug_goods"),
+        ("Marquis reagent dropper bottle", ("mdma",), "non_drug_goods"),
+        ("Bodyweight training plan (ebook)", ("steroid",), "non_drug_goods"),
+        ("Variable-voltage vape battery with USB charger", ("cannabis",), "non_drug_goods"),
+        ("Single-punch tablet press, refurbished", ("benzodiazepine",), "non_drug_goods"),
         # ... but not when the listing names a drug or an amount of something
-        ("10 x white going postal pills - reagent tested", ("mdma",), None),
-        ("Gun powder heroin .5g", ("heroin",), None),
-        ("3x purple batteries | 220mg MDMA", ("mdma",), None),
-        ("1x battery (vaporizer) + 1x 0.5g pod", ("cannabis",), None),
-        ("How to make 420 e-cig juice (guide)", ("non_drug",), None),  # a non_drug category stands
+        ("20 x orange rhino pills, reagent tested", ("mdma",), None),
+        ("Heroin, gun powder grade, 2g bag", ("heroin",), None),
+        ("5 x blue battery pills, 200mg MDMA", ("mdma",), None),
+        ("Vape battery + 1g live resin pod", ("cannabis",), None),
+        ("How to make cannabutter (guide)", ("non_drug",), None),  # a non_drug category stands
     ],
 )
 def test_label_conflict(text: str, codes: tuple[str, ...], source: str | None) -> None:

@@ -618,7 +618,7 @@ _LINK_HINT_RE: Final = re.compile(r"(?i)\.(?:me|dog|com)/")
 def _looks_like_handle(handle: str, colon: bool, text: str, end: int) -> bool:
     """A word after a platform keyword is a handle when it is shaped like one (digits, "_", ".", lower
     case), or when a colon introduced it and it closes the phrase ("Wickr: PharmaKing"). A capitalised word
-    running on into a title ("INSTAGRAM: Insider Tips", "Skype Credit FREE") is not."""
+    running on into a title ("INSTAGRAM: Growth Secrets", "Skype Credit With Every Order") is not."""
     if any(c.isdigit() or c in "_." for c in handle) or handle.islower():
         return True
     return colon and _HANDLE_END_RE.match(text, end) is not None

@@ -36,7 +36,7 @@ SET_ASIDE_SOURCES = ("category_conflict", "placeholder", "non_drug_goods")
 
 # mostly anchored at the start of the title: these words there mean the entry sells no goods of its own,
 # unless the text also names a drug ("Custom listing: 10 pills Adderall" is a drug offer); a few forms are
-# placeholders anywhere ("<vendor>'s tip jar", "custom order for <buyer>", "(up to 10 small items)")
+# placeholders anywhere ("<vendor>'s tip jar", "custom order for <buyer>", a shipping tier "(up to N items)")
 PLACEHOLDER = re.compile(
     r"^\W*(?:custom(?:ized)?\s+(?:order|listing)|(?:private|personal|special)\s+listing|listing\s+for\b"
     r"|(?:express|priority|extra|upgraded?)\s+shipping\b|shipping(?:\s+(?:cost|fee|upgrade|add-?on|only"
@@ -49,9 +49,10 @@ PLACEHOLDER = re.compile(
 
 # goods the label contract files under non_drug (its section 1: digital goods, fraud, guides and e-books,
 # weapons, services, paraphernalia, drug-test kits, grow equipment), named unambiguously. Only trusted when
-# the text names no drug at all: "reagent tested MDMA", "gun powder heroin" and "hydroponic weed" are
-# drug offers. (The lexicon's own non_drug terms also hold weak words such as "gold" and "silver", which
-# are strain and press names in drug listings, so this list is separate.)
+# the text names no drug at all: MDMA pills sold as reagent-tested, heroin sold under a "gun powder" grade
+# name and hydroponically grown weed are drug offers. (The lexicon's own non_drug terms also hold weak
+# words such as "gold" and "silver", which are strain and press names in drug listings, so this list is
+# separate.)
 NON_DRUG_GOODS = re.compile(
     r"\be-?books?\b|\bguides?\b|\btutorials?\b|\bhow\s+to\s+(?:make|grow|cook|extract|synthesi[sz]e)\b"
     r"|\bcvv\b|\bfullz\b|\bcarding\b|\bcredit\s+cards?\b|\bbank\s+(?:accounts?|drops?|logs?|logins?)\b"
@@ -64,7 +65,7 @@ NON_DRUG_GOODS = re.compile(
     r"|\breagents?\b(?!\W*tested)|\btest(?:ing)?\s+kits?\b|\bgrow\s+(?:tents?|lights?|boxe?s?)\b|\bhydroponic\s+systems?\b",
     re.IGNORECASE,
 )
-# a mass or volume names a substance on offer: "1x battery + 1x 0.5g pod" sells the pod's contents too
+# a mass or volume names a substance on offer: a vape battery sold with a "1g" pod sells the pod's contents
 AMOUNT = re.compile(r"\d\s*(?:g|gr|grams?|kg|kilos?|oz|mg|ml|ug|mcg|µg)\b", re.IGNORECASE)
 
 
@@ -97,7 +98,7 @@ def label_conflict(text: str | None, codes: Sequence[str]) -> tuple[str, str] | 
     """
     text = (text or "").lower()
     named = named_codes(text)
-    # any lexicon word, a non-drug one too, makes it an offer ("custom listing: 400pcs ammo" sells ammunition)
+    # any lexicon word, a non-drug one too, makes it an offer (a custom listing for a box of ammo sells ammo)
     if PLACEHOLDER.search(text) and not named and not _all_terms().pattern.search(text):
         return "placeholder", "placeholder listing (custom order, shipping, tip) naming no drug"
     if NON_DRUG in codes:
