@@ -85,10 +85,10 @@ def named_codes(text: str) -> set[str]:
     return {names.code(m) for m in names.pattern.finditer(text)}
 
 
-def drug_words(text: str) -> set[str]:
-    """Codes other than ``non_drug`` that any lexicon term (strong or slang) in ``text`` belongs to."""
+def lexicon_codes(text: str) -> set[str]:
+    """Codes (``non_drug`` included) of every lexicon term, strong or slang, in ``text``."""
     terms = _all_terms()
-    return {terms.code(m) for m in terms.pattern.finditer(text)} - {NON_DRUG}
+    return {terms.code(m) for m in terms.pattern.finditer(text)}
 
 
 def label_conflict(text: str | None, codes: Sequence[str]) -> tuple[str, str] | None:
@@ -98,15 +98,17 @@ def label_conflict(text: str | None, codes: Sequence[str]) -> tuple[str, str] | 
     """
     text = (text or "").lower()
     named = named_codes(text)
+    placeholder, goods = PLACEHOLDER.search(text), NON_DRUG_GOODS.search(text)
+    # one lexicon scan, only where a check below needs it
+    words = lexicon_codes(text) if not named and (placeholder or goods) else set()
     # any lexicon word, a non-drug one too, makes it an offer (a custom listing for a box of ammo sells ammo)
-    if PLACEHOLDER.search(text) and not named and not _all_terms().pattern.search(text):
+    if placeholder and not named and not words:
         return "placeholder", "placeholder listing (custom order, shipping, tip) naming no drug"
     if NON_DRUG in codes:
         return None
     if named and not named.intersection(codes):
         return "category_conflict", f"text names {','.join(sorted(named))}; category says {','.join(codes)}"
-    goods = NON_DRUG_GOODS.search(text)
-    if goods and not named and not drug_words(text) and not AMOUNT.search(text):
+    if goods and not named and not words - {NON_DRUG} and not AMOUNT.search(text):
         note = f"text names non-drug goods ({goods.group(0)}) and no drug; category says {','.join(codes)}"
         return "non_drug_goods", note
     return None
